@@ -1,0 +1,2 @@
+"""paperlib."""
+__version__ = "0.1.0"
