@@ -1,0 +1,92 @@
+"""Command line: ``python -m paperlib {reproduce,list,train}``.
+
+    python -m paperlib reproduce [--profile cpu] [--only NAME ...] [--jobs N] [--set key=value ...]
+    python -m paperlib list
+    python -m paperlib train --config FILE [more train options]   (torchrun entry: paperlib.train)
+
+``reproduce`` exits 1 when any notebook failed and 2 on bad arguments (unknown notebook or
+parameter), like argparse.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m paperlib", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("reproduce", help="run notebooks with papermill, write tables/ and figures/")
+    r.add_argument("--profile", default="cpu", help="smoke | cpu | gpu | paper (default: cpu)")
+    r.add_argument("--only", nargs="+", metavar="NAME", help="notebook names (default: all)")
+    r.add_argument("--jobs", type=int, default=1, help="notebooks run in parallel (default: 1)")
+    r.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="notebook parameter overrides; values parse as JSON, else as text")
+    r.add_argument("--notebooks-dir", default=None, help="folder of jupytext notebooks (default: notebooks/)")
+    r.add_argument("--output-root", default=None,
+                   help="where tables/, figures/, build/ go (default: $PAPERLIB_OUTPUT_ROOT or the repo)")
+    r.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
+
+    ls = sub.add_parser("list", help="notebooks and the tables/figures each writes")
+    ls.add_argument("--notebooks-dir", default=None)
+
+    t = sub.add_parser("train", help="train one config (what torchrun runs)")
+    t.add_argument("--config", required=True, help="JSON config file")  # other options: passed on
+    return p
+
+
+def _reproduce(args, parser) -> int:
+    from paperlib import repro
+
+    try:
+        overrides = repro.parse_overrides(args.overrides)
+        results = repro.run_notebooks(args.only, args.profile, jobs=args.jobs, overrides=overrides,
+                                      root=args.output_root, notebooks_dir=args.notebooks_dir,
+                                      timeout=args.timeout)
+    except ValueError as e:
+        parser.exit(2, f"error: {e}\n")
+    failed = [r.name for r in results if r.status != "ok"]
+    if failed:
+        print(f"{len(failed)} of {len(results)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _list(args) -> int:
+    from paperlib import repro
+
+    books = repro.list_notebooks(args.notebooks_dir)
+    if not books:
+        print("(no notebooks)")
+    for nb in books:
+        title = f"  {nb['title']}" if nb["title"] else ""
+        print(f"{nb['name']}{title}")
+        for w in nb["writes"] or ["(declares no outputs)"]:
+            print(f"    {w}")
+    return 0
+
+
+def _train(args, rest: list[str]) -> int:
+    try:
+        from paperlib import train
+    except ImportError as e:
+        print(f"error: paperlib.train is not available: {e}", file=sys.stderr)
+        return 2
+    out = train.main(["--config", args.config, *rest])
+    return int(out) if isinstance(out, int) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "train":
+        return _train(args, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "reproduce":
+        return _reproduce(args, parser)
+    return _list(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
