@@ -1,0 +1,281 @@
+"""Joint transforms for segmentation items (image + label [+ flow] [+ centroid]).
+
+Every transform takes and returns the item dict that ``SegDataset.__getitem__`` builds:
+
+- ``image``: ``tv_tensors.Image`` (3, H, W), uint8 until ``Normalize`` makes it float32
+- ``label``: ``tv_tensors.Mask`` int64 (H, W), ``ignore_index`` for void
+- ``flow``: optional (2, H, W) float32 optical flow in pixels, x then y
+- ``centroid``: optional ``(y, x)``: the crop must contain this pixel (class-uniform / centroid
+  sampling, VPLR Sec. 4.1 and CSST Sec. 3.2)
+- anything else (``index``, ``name``, ...) passes through untouched.
+
+Geometry is applied to image, label and flow together, so they stay aligned: the label is always
+resized with nearest neighbour (ids are never blended), and the flow, a displacement field, is
+resized *and* rescaled (a motion of 3 px becomes 6 px when the frame doubles) and has its x
+component negated under a horizontal flip. The photometric transforms (blur, colour jitter) touch
+the image only. All randomness comes from torch's global generator, so a pipeline is
+deterministic under ``torch.manual_seed``.
+
+The augmentation recipe (scale 0.5-2.0, crop, flip, Gaussian blur, colour jitter 0.25) is the one
+of NVIDIA/semantic-segmentation that VPLR and CSST train with.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from paperlib.data.base import IGNORE_INDEX
+
+#: ImageNet statistics used by every pretrained backbone in paperlib.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+Item = dict
+
+
+def _pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
+    """``size`` as (h, w) positive ints; ``ValueError`` naming ``name`` otherwise."""
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    if int(h) <= 0 or int(w) <= 0:
+        raise ValueError(f"{name} must be positive, got {size!r}")
+    return int(h), int(w)
+
+
+def _uniform(lo: float, hi: float) -> float:
+    return lo + (hi - lo) * torch.rand(()).item()
+
+
+def _randint(lo: int, hi: int) -> int:
+    """Uniform integer in [lo, hi] (inclusive)."""
+    return int(torch.randint(lo, hi + 1, ()).item())
+
+
+class Compose:
+    """Apply joint transforms in order."""
+
+    def __init__(self, transforms: Sequence[Callable[[Item], Item]]):
+        self.transforms = list(transforms)
+
+    def __call__(self, item: Item) -> Item:
+        for t in self.transforms:
+            item = t(item)
+        return item
+
+    def __repr__(self) -> str:
+        inner = "\n".join(f"  {t!r}" for t in self.transforms)
+        return f"{type(self).__name__}(\n{inner}\n)"
+
+
+class RandomScale:
+    """Resize by a factor drawn uniformly from ``[min_scale, max_scale]``.
+
+    Image bilinear (antialiased when shrinking), label nearest, flow bilinear and multiplied by
+    the actual per-axis scale; a ``centroid`` moves with the image.
+    """
+
+    def __init__(self, min_scale: float = 0.5, max_scale: float = 2.0):
+        if not 0 < min_scale <= max_scale:
+            raise ValueError(f"RandomScale needs 0 < min_scale <= max_scale, got {min_scale}, {max_scale}")
+        self.min_scale, self.max_scale = float(min_scale), float(max_scale)
+
+    def __call__(self, item: Item) -> Item:
+        s = _uniform(self.min_scale, self.max_scale)
+        return scale_item(item, s)
+
+    def __repr__(self) -> str:
+        return f"RandomScale({self.min_scale}, {self.max_scale})"
+
+
+def scale_item(item: Item, s: float) -> Item:
+    """Resize every spatial entry of ``item`` by factor ``s`` (see ``RandomScale``)."""
+    h, w = item["image"].shape[-2:]
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    out = dict(item)
+    out["image"] = F.resize(item["image"], [nh, nw], interpolation=v2.InterpolationMode.BILINEAR,
+                            antialias=True)
+    if "label" in item:
+        out["label"] = F.resize(item["label"], [nh, nw], interpolation=v2.InterpolationMode.NEAREST_EXACT)
+    sy, sx = nh / h, nw / w
+    if "flow" in item:
+        flow = F.resize(torch.as_tensor(item["flow"]), [nh, nw],
+                        interpolation=v2.InterpolationMode.BILINEAR, antialias=False)
+        out["flow"] = flow * torch.tensor([sx, sy], dtype=flow.dtype).view(2, 1, 1)
+    if "centroid" in item:
+        cy, cx = item["centroid"]
+        # the new pixel that contains the old pixel's centre
+        out["centroid"] = (min(int((cy + 0.5) * sy), nh - 1), min(int((cx + 0.5) * sx), nw - 1))
+    return out
+
+
+class RandomCrop:
+    """Crop ``size`` = (h, w); pad first (image 0, label ``ignore_index``, flow 0) when smaller.
+
+    Padding goes to the bottom/right, so pixel coordinates (and the centroid) are unchanged by
+    it. Without a centroid the offset is uniform; with one, it is uniform among the offsets whose
+    crop contains the centroid (VPLR Sec. 4.1 / CSST Sec. 3.2: "crop an image patch around each
+    centroid"). The centroid is consumed (removed from the item) unless ``keep_centroid``, in
+    which case it is moved into crop coordinates.
+    """
+
+    def __init__(self, size: int | Sequence[int], ignore_index: int = IGNORE_INDEX, fill: int = 0,
+                 keep_centroid: bool = False):
+        self.size = _pair(size, "RandomCrop size")
+        self.ignore_index, self.fill, self.keep_centroid = ignore_index, fill, keep_centroid
+
+    def __call__(self, item: Item) -> Item:
+        item = self._pad(item)
+        ch, cw = self.size
+        h, w = item["image"].shape[-2:]
+        centroid = item.get("centroid")
+        if centroid is None:
+            y0, x0 = _randint(0, h - ch), _randint(0, w - cw)
+        else:
+            cy, cx = (min(max(int(c), 0), n - 1) for c, n in zip(centroid, (h, w)))
+            y0 = _randint(max(0, cy - ch + 1), min(cy, h - ch))
+            x0 = _randint(max(0, cx - cw + 1), min(cx, w - cw))
+        out = {k: v for k, v in item.items() if k != "centroid"}
+        for key in ("image", "label", "flow"):
+            if key in item:
+                out[key] = F.crop(item[key], y0, x0, ch, cw)
+        if centroid is not None and self.keep_centroid:
+            out["centroid"] = (cy - y0, cx - x0)
+        return out
+
+    def _pad(self, item: Item) -> Item:
+        h, w = item["image"].shape[-2:]
+        ph, pw = max(0, self.size[0] - h), max(0, self.size[1] - w)
+        if ph == 0 and pw == 0:
+            return item
+        pad = [0, 0, pw, ph]  # left, top, right, bottom
+        out = dict(item)
+        out["image"] = F.pad(item["image"], pad, fill=self.fill)
+        if "label" in item:
+            out["label"] = F.pad(item["label"], pad, fill=self.ignore_index)
+        if "flow" in item:
+            out["flow"] = torch.nn.functional.pad(torch.as_tensor(item["flow"]), (0, pw, 0, ph))
+        return out
+
+    def __repr__(self) -> str:
+        return f"RandomCrop({self.size}, ignore_index={self.ignore_index})"
+
+
+class RandomHorizontalFlip:
+    """Mirror left-right with probability ``p``; flow x is flipped *and* negated."""
+
+    def __init__(self, p: float = 0.5):
+        if not 0 <= p <= 1:
+            raise ValueError(f"RandomHorizontalFlip p must be in [0, 1], got {p}")
+        self.p = p
+
+    def __call__(self, item: Item) -> Item:
+        if torch.rand(()).item() >= self.p:
+            return item
+        return hflip_item(item)
+
+    def __repr__(self) -> str:
+        return f"RandomHorizontalFlip(p={self.p})"
+
+
+def hflip_item(item: Item) -> Item:
+    """Deterministic horizontal flip of every spatial entry of ``item``."""
+    out = dict(item)
+    out["image"] = F.horizontal_flip(item["image"])
+    if "label" in item:
+        out["label"] = F.horizontal_flip(item["label"])
+    if "flow" in item:
+        flow = torch.as_tensor(item["flow"]).flip(-1)
+        out["flow"] = flow * torch.tensor([-1.0, 1.0], dtype=flow.dtype).view(2, 1, 1)
+    if "centroid" in item:
+        cy, cx = item["centroid"]
+        out["centroid"] = (cy, item["image"].shape[-1] - 1 - cx)
+    return out
+
+
+class RandomGaussianBlur:
+    """Blur the image with probability ``p``, sigma uniform in ``sigma`` (image only).
+
+    NVIDIA's recipe blurs with radius 0.15 + U(0, 1.15); the default sigma range matches it.
+    """
+
+    def __init__(self, p: float = 0.5, sigma: tuple[float, float] = (0.15, 1.3)):
+        if not 0 <= p <= 1 or not 0 < sigma[0] <= sigma[1]:
+            raise ValueError(f"RandomGaussianBlur needs p in [0, 1] and 0 < sigma[0] <= sigma[1], "
+                             f"got p={p}, sigma={sigma}")
+        self.p, self.sigma = p, (float(sigma[0]), float(sigma[1]))
+
+    def __call__(self, item: Item) -> Item:
+        if torch.rand(()).item() >= self.p:
+            return item
+        s = _uniform(*self.sigma)
+        k = 2 * math.ceil(3 * s) + 1
+        return {**item, "image": F.gaussian_blur(item["image"], [k, k], [s, s])}
+
+    def __repr__(self) -> str:
+        return f"RandomGaussianBlur(p={self.p}, sigma={self.sigma})"
+
+
+class ColorJitter:
+    """torchvision's ``ColorJitter`` on the image only (label and flow are untouched)."""
+
+    def __init__(self, brightness: float = 0.25, contrast: float = 0.25, saturation: float = 0.25,
+                 hue: float = 0.0):
+        self.jitter = v2.ColorJitter(brightness=brightness, contrast=contrast,
+                                     saturation=saturation, hue=hue)
+
+    def __call__(self, item: Item) -> Item:
+        return {**item, "image": self.jitter(item["image"])}
+
+    def __repr__(self) -> str:
+        return repr(self.jitter)
+
+
+class Normalize:
+    """uint8 image -> float32 in [0, 1] -> (x - mean) / std; label stays int64."""
+
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+        self.mean, self.std = list(mean), list(std)
+
+    def __call__(self, item: Item) -> Item:
+        img = F.to_dtype(item["image"], torch.float32, scale=True)
+        out = {**item, "image": F.normalize(img, self.mean, self.std)}
+        if "label" in item:
+            out["label"] = tv_tensors.Mask(item["label"].long())
+        if "flow" in item:
+            out["flow"] = torch.as_tensor(item["flow"], dtype=torch.float32)
+        return out
+
+    def __repr__(self) -> str:
+        return f"Normalize(mean={self.mean}, std={self.std})"
+
+
+def build_train_transform(crop_size: int | Sequence[int], scale: tuple[float, float] | None = (0.5, 2.0),
+                          flip: bool = True, blur: float = 0.5, jitter: float = 0.25,
+                          ignore_index: int = IGNORE_INDEX) -> Compose:
+    """The training pipeline: scale -> crop (around the centroid if any) -> flip -> blur -> jitter
+    -> normalise.
+
+    ``blur`` is the probability of a Gaussian blur (0 disables it), ``jitter`` the strength of
+    brightness/contrast/saturation jitter (0 disables it), ``scale=None`` disables scaling.
+    """
+    ts: list[Callable] = []
+    if scale is not None:
+        ts.append(RandomScale(*scale))
+    ts.append(RandomCrop(crop_size, ignore_index=ignore_index))
+    if flip:
+        ts.append(RandomHorizontalFlip())
+    if blur:
+        ts.append(RandomGaussianBlur(p=float(blur)))
+    if jitter:
+        ts.append(ColorJitter(jitter, jitter, jitter))
+    ts.append(Normalize())
+    return Compose(ts)
+
+
+def build_eval_transform() -> Compose:
+    """The evaluation pipeline: full image, normalised (sliding windows happen in the engine)."""
+    return Compose([Normalize()])
