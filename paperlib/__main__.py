@@ -10,6 +10,7 @@ parameter), like argparse.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -21,8 +22,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", default="cpu", help="smoke | cpu | gpu | paper (default: cpu)")
     r.add_argument("--only", nargs="+", metavar="NAME", help="notebook names (default: all)")
     r.add_argument("--jobs", type=int, default=1, help="notebooks run in parallel (default: 1)")
-    r.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="notebook parameter overrides; values parse as JSON, else as text")
+    r.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="notebook parameter overrides (repeatable); values parse as JSON, else as "
+                        "text; a relative path given to a *_root parameter is taken from the "
+                        "current folder")
     r.add_argument("--notebooks-dir", default=None, help="folder of jupytext notebooks (default: notebooks/)")
     r.add_argument("--output-root", default=None,
                    help="where tables/, figures/, build/ go (default: $PAPERLIB_OUTPUT_ROOT or the repo)")
@@ -41,6 +44,9 @@ def _reproduce(args, parser) -> int:
 
     try:
         overrides = repro.parse_overrides(args.overrides)
+        for key, value in overrides.items():  # notebooks run in notebooks/: make paths absolute
+            if key.endswith("_root") and isinstance(value, str) and not os.path.isabs(value):
+                overrides[key] = os.path.abspath(value)
         results = repro.run_notebooks(args.only, args.profile, jobs=args.jobs, overrides=overrides,
                                       root=args.output_root, notebooks_dir=args.notebooks_dir,
                                       timeout=args.timeout)

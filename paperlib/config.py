@@ -53,6 +53,7 @@ class TrainConfig:
     val_split: str = "val"
     num_classes: int = 19
     max_images: Optional[int] = None          # cap on training images (None = all)
+    max_eval_images: Optional[int] = None     # cap on validation images (None = all)
     world_domain: str = "city_a"               # synthetic world only
     world_image_size: tuple[int, int] = (64, 128)
     world_clips: int = 4
@@ -132,7 +133,7 @@ class TrainConfig:
             _fail("name", self.name, "must be a non-empty string")
         for name in ("num_classes", "epochs", "batch_size", "log_every", "world_clips", "clip_length"):
             _positive(name, getattr(self, name))
-        for name in ("steps", "max_images", "model_width"):
+        for name in ("steps", "max_images", "max_eval_images", "model_width"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
         for name in ("workers", "warmup_steps", "eval_every", "ckpt_every", "seed"):

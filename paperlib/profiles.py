@@ -27,6 +27,7 @@ class Profile:
     world_clips: int                    # clips exported per split
     clip_length: int                    # frames per clip
     max_images: Optional[int]           # cap on training images of a real dataset
+    max_eval_images: Optional[int]      # cap on validation images
     crop_size: tuple[int, int]
     batch_size: int                     # global batch (split over torchrun ranks)
     steps: Optional[int]                # None = ``epochs`` full epochs
@@ -48,24 +49,24 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     # CPU, seconds to a minute per notebook: what the tests run.
-    Profile(name="smoke", device="cpu", dataset="world", world_image_size=(64, 128), world_clips=2,
-            clip_length=6, max_images=8, crop_size=(64, 64), batch_size=4, steps=10, epochs=1,
+    Profile(name="smoke", device="cpu", dataset="world", world_image_size=(64, 128), world_clips=8,
+            clip_length=6, max_images=8, max_eval_images=4, crop_size=(64, 64), batch_size=4, steps=10, epochs=1,
             lr=0.02, model_width=8, eval_mode="whole", eval_scales=(1.0,), eval_flip=False,
             workers=0, amp="off"),
     # 2 CPU cores, a few minutes per notebook: big enough for the papers' effects to show.
-    Profile(name="cpu", device="cpu", dataset="world", world_image_size=(128, 256), world_clips=12,
-            clip_length=30, max_images=None, crop_size=(128, 128), batch_size=8, steps=300,
+    Profile(name="cpu", device="cpu", dataset="world", world_image_size=(128, 256), world_clips=96,
+            clip_length=30, max_images=None, max_eval_images=None, crop_size=(128, 128), batch_size=8, steps=300,
             epochs=1, lr=0.02, model_width=16, eval_mode="whole", eval_scales=(1.0,),
             eval_flip=False, workers=0, amp="off"),
     # One GPU: larger world and models.
-    Profile(name="gpu", device="cuda", dataset="world", world_image_size=(256, 512), world_clips=60,
-            clip_length=30, max_images=None, crop_size=(256, 256), batch_size=16, steps=4000,
+    Profile(name="gpu", device="cuda", dataset="world", world_image_size=(256, 512), world_clips=600,
+            clip_length=30, max_images=None, max_eval_images=None, crop_size=(256, 256), batch_size=16, steps=4000,
             epochs=1, lr=0.02, model_width=None, eval_mode="whole", eval_scales=(1.0,),
             eval_flip=False, workers=6, amp="bf16"),
     # The papers' setting (VPLR Sec. 4.1 / self-training Sec. 4): Cityscapes, crop 800, batch 16
     # over 8 GPUs (torchrun), 180 epochs, lr 0.002; notebooks set per-paper power / epochs.
     Profile(name="paper", device="cuda", dataset="cityscapes", world_image_size=(1024, 2048),
-            world_clips=500, clip_length=30, max_images=None, crop_size=(800, 800), batch_size=16,
+            world_clips=500, clip_length=30, max_images=None, max_eval_images=None, crop_size=(800, 800), batch_size=16,
             steps=None, epochs=180, lr=0.002, model_width=None, eval_mode="whole",
             eval_scales=(0.5, 1.0, 2.0), eval_flip=False, workers=8, amp="bf16"),
 )}

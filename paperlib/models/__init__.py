@@ -44,3 +44,6 @@ def build(name: str, num_classes: int = 19, **options) -> nn.Module:
 
 # Model modules register themselves on import.
 from . import tiny  # noqa: E402,F401
+from . import segmentation  # noqa: E402,F401
+from . import fast  # noqa: E402,F401
+from . import hrnet  # noqa: E402,F401
