@@ -328,3 +328,14 @@ def test_export_writes_exact_cityscapes_layout(tmp_path):
     with pytest.raises(ValueError, match="overwrite"):
         export(world, root, splits={"train": 2}, progress=False)
     assert not list(tmp_path.glob(".cs.tmp-*"))
+
+
+def test_rendering_only_the_labelled_frame_matches_the_full_clip():
+    """``clip(only=[19])`` (the export's fast path) renders frame 19 exactly as the full clip does."""
+    w = SyntheticWorld("city_b", size=(48, 96), seed=3)
+    full = w.clip(2, length=20, flow=False)
+    part = w.clip(2, length=20, only=[19])
+    np.testing.assert_array_equal(part.frames[19], full.frames[19])
+    np.testing.assert_array_equal(part.labels[19], full.labels[19])
+    np.testing.assert_array_equal(part.instances[19], full.instances[19])
+    assert (part.labels[0] == 255).all() and part.flow_fw is None

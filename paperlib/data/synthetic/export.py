@@ -175,7 +175,8 @@ def export(world: SyntheticWorld, root: str | os.PathLike, layout: str = "citysc
 def _snippet(world, tmp: Path, split: str, index: int, city: str, length: int, noise_px: float,
              coarse: bool, flow: bool, sequence: bool, seed: int) -> None:
     extra = split == "train_extra"
-    clip = world.clip(index, length, flow=flow and not extra)
+    labelled_only = extra or not (sequence or flow)  # only frame 19 is written: render only it
+    clip = world.clip(index, length, flow=flow and not extra, only=[LABELLED] if labelled_only else None)
     hood = world.renderer.hood
     seq = f"{index:06d}"
     stem = f"{city}_{seq}_{LABELLED:06d}"
