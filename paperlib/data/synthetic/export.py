@@ -158,6 +158,8 @@ def export(world: SyntheticWorld, root: str | os.PathLike, layout: str = "citysc
             (tmp / "fine_classes.json").write_text(json.dumps(
                 {"classes": list(FINE_CLASSES), "to_cityscapes": FINE_TO_CITYSCAPES}, indent=1))
         (tmp / STAMP).write_text(json.dumps(params, indent=1))
+        if stamp.is_file() and json.loads(stamp.read_text()) == params:
+            return root  # a concurrent export of the same world finished first: keep it
         if root.exists():
             old = root.parent / f".{root.name}.old-{os.getpid()}"
             os.replace(root, old)
