@@ -137,15 +137,22 @@ def _git(*args: str) -> str | None:
 def git_info() -> dict[str, Any]:
     """Commit of the code that ran and whether the tree had local changes.
 
-    Outputs (``tables/``, ``figures/``) are left out of the dirty check, so rewriting a table
-    does not mark the next one dirty. Outside a git checkout both fields are ``"unknown"``.
+    ``dirty`` means tracked files differ from the commit (the code that ran is not the commit's).
+    New untracked files are counted separately (``untracked``): committed code cannot import
+    them, so they do not change what the commit reproduces. Outputs (``tables/``, ``figures/``)
+    are left out, so rewriting a table does not mark the next one dirty. Outside a git checkout
+    the fields are ``"unknown"``.
     """
     if not (REPO_ROOT / ".git").exists():
-        return {"commit": "unknown", "dirty": "unknown"}
+        return {"commit": "unknown", "dirty": "unknown", "untracked": "unknown"}
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=normal", "--", ".",
                   ":(exclude)tables", ":(exclude)figures")
-    return {"commit": commit or "unknown", "dirty": "unknown" if status is None else bool(status)}
+    if status is None:
+        return {"commit": commit or "unknown", "dirty": "unknown", "untracked": "unknown"}
+    lines = [ln for ln in status.splitlines() if ln.strip()]
+    untracked = sum(ln.startswith("??") for ln in lines)
+    return {"commit": commit or "unknown", "dirty": len(lines) > untracked, "untracked": untracked}
 
 
 def environment_info() -> dict[str, Any]:

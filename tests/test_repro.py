@@ -102,7 +102,7 @@ def test_write_table_files_and_manifest(tmp_path):
     assert man["device"] == (torch.cuda.get_device_name(0) if cuda else "cpu")
     assert 5.0 <= man["wall_time_s"] < 120
     assert datetime.fromisoformat(man["timestamp"]).utcoffset().total_seconds() == 0
-    assert set(man["git"]) == {"commit", "dirty"} and man["git"]["commit"] != ""
+    assert set(man["git"]) == {"commit", "dirty", "untracked"} and man["git"]["commit"] != ""
     assert "Table 1" in man["reference"]
     md = paths["md"].read_text()
     assert "paper: mIoU" in md and "2.00 ± 1.00" in md and "Table 1" in md and "test run" in md
@@ -111,7 +111,7 @@ def test_write_table_files_and_manifest(tmp_path):
 
 def test_git_info_outside_a_repo(tmp_path, monkeypatch):
     monkeypatch.setattr(repro, "REPO_ROOT", tmp_path)
-    assert repro.git_info() == {"commit": "unknown", "dirty": "unknown"}
+    assert repro.git_info() == {"commit": "unknown", "dirty": "unknown", "untracked": "unknown"}
 
 
 def test_failed_write_leaves_no_partial_or_temp_file(tmp_path, monkeypatch):
@@ -279,3 +279,22 @@ def test_summary_flags_declared_but_unwritten_outputs():
     lines = repro.format_summary(rows).splitlines()
     assert "declared but not written: figures/vplr/fig4" in lines[2] and "1.2" in lines[2]
     assert "failed" in lines[3] and "bad 'steps'" in lines[3] and "—" in lines[3]
+
+
+def test_git_info_dirty_only_for_tracked_changes(tmp_path, monkeypatch):
+    """A new untracked file is counted but does not make the tree dirty; an edited tracked one does."""
+    import subprocess
+    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+    run("init", "-q")
+    run("-c", "user.email=a@b", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "x")
+    (tmp_path / "code.py").write_text("a = 1\n")
+    run("add", "code.py")
+    run("-c", "user.email=a@b", "-c", "user.name=t", "commit", "-q", "-m", "code")
+    monkeypatch.setattr(repro, "REPO_ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert repro.git_info()["dirty"] is False
+    (tmp_path / "new.py").write_text("b = 2\n")
+    info = repro.git_info()
+    assert info["dirty"] is False and info["untracked"] == 1
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert repro.git_info()["dirty"] is True
