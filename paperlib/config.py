@@ -15,12 +15,13 @@ import difflib
 import json
 import os
 import re
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
+
+from .atomic import atomic_write_text  # noqa: F401  (re-exported: config.atomic_write_text)
 
 
 class ConfigError(ValueError):
@@ -232,22 +233,6 @@ def config_from_params(profile: str = "smoke", **overrides) -> TrainConfig:
     from .profiles import get_profile
     prof = get_profile(profile) if isinstance(profile, str) else profile
     return TrainConfig.from_dict({**prof.config_dict(), **overrides})
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 # --- validation helpers ---------------------------------------------------------------------

@@ -28,7 +28,6 @@ import hashlib
 import math
 import multiprocessing
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from paperlib.atomic import atomic_path
 from paperlib.data.base import DatasetError
 
 CentroidIndex = dict[int, np.ndarray]
@@ -189,15 +189,8 @@ def default_cache_dir() -> Path:
 
 
 def _save_index(index: CentroidIndex, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{f"c{c}": a for c, a in index.items()})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{f"c{c}": a for c, a in index.items()})
 
 
 def _load_index(path: Path, num_classes: int) -> CentroidIndex | None:
