@@ -647,6 +647,7 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
             if cfg.channels_last:
                 image = image.contiguous(memory_format=torch.channels_last)
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batch["epoch"], batch["step"] = epoch, step  # for schedule-aware losses (VPLR relaxation)
             with _autocast(device, cfg.amp):
                 output = model(image)
             loss = loss_fn(output, batch)

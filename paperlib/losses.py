@@ -128,3 +128,216 @@ def _cross_entropy(ignore_index: int = IGNORE_INDEX, aux_weight: float = 0.4) ->
 def _ohem(thresh: float = 0.7, min_kept: int = 100000, ignore_index: int = IGNORE_INDEX,
           aux_weight: float = 0.4) -> LossFn:
     return _with_aux(lambda x, t: ohem_cross_entropy(x, t, thresh, min_kept, ignore_index), aux_weight)
+
+
+# --- VPLR boundary label relaxation (Sec. 3.4, Eq. 4-5) ---------------------------------------
+
+#: Classes the public VPLR code keeps one-hot (its ``--strictborderclass``): pole, traffic
+#: light, traffic sign, person, rider, motorcycle, bicycle (Cityscapes train ids).
+VPLR_STRICT_CLASSES: tuple[int, ...] = (5, 6, 7, 11, 12, 17, 18)
+
+
+def _float_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Like ``match_size`` but keeps float64 (for gradcheck); everything else goes to float32."""
+    if logits.dtype != torch.float64:
+        logits = logits.float()
+    if logits.shape[-2:] != target.shape[-2:]:
+        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+    return logits
+
+
+def relaxation_window(target: torch.Tensor, num_classes: int, window: int = 3,
+                      ignore_index: int = IGNORE_INDEX):
+    """Smallest and largest valid class in each pixel's ``window`` x ``window`` neighbourhood.
+
+    ``target`` (N, H, W) int; each image is pooled on its own (no cross-image leakage) and
+    void / out-of-frame neighbours are not classes. Returns ``(lo, hi)`` (N, H, W) int64 with
+    ``hi = -1`` where the window holds no valid class; ``lo == hi`` means ``|N| = 1``.
+    """
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"relaxation window must be a positive odd size, got {window}")
+    t = target.long()
+    valid = (t != ignore_index) & (t >= 0) & (t < num_classes)
+    if (~valid & (t != ignore_index)).any():
+        bad = torch.unique(t[~valid & (t != ignore_index)])[:10].tolist()
+        raise ValueError(f"relaxation: label ids {bad} outside 0..{num_classes - 1} and {ignore_index}")
+    f = t.to(torch.float32).unsqueeze(1)
+    pad = window // 2
+    hi = F.max_pool2d(torch.where(valid.unsqueeze(1), f, -1.0), window, 1, pad)
+    lo = -F.max_pool2d(torch.where(valid.unsqueeze(1), -f, -float(num_classes)), window, 1, pad)
+    return lo.squeeze(1).long(), hi.squeeze(1).long()
+
+
+def _window_classes(target: torch.Tensor, flat: torch.Tensor, num_classes: int, window: int,
+                    ignore_index: int) -> torch.Tensor:
+    """(M, C) bool: the set N of valid classes in the window of each pixel ``flat`` (n*H*W+y*W+x)."""
+    N, H, W = target.shape
+    pad = window // 2
+    t = torch.where((target >= 0) & (target < num_classes), target.long(), num_classes)
+    t = F.pad(t, (pad, pad, pad, pad), value=num_classes)  # outside the frame: no class
+    n, rest = flat // (H * W), flat % (H * W)
+    y, x = rest // W, rest % W
+    d = torch.arange(window, device=flat.device)
+    ys = (y[:, None] + d[None, :])[:, :, None]  # padded coordinates of the window rows / cols
+    xs = (x[:, None] + d[None, :])[:, None, :]
+    labs = t[n[:, None, None], ys, xs].reshape(len(flat), window * window)
+    mask = torch.zeros(len(flat), num_classes + 1, dtype=torch.bool, device=flat.device)
+    mask.scatter_(1, labs, True)
+    return mask[:, :num_classes]
+
+
+class _RelaxedNLL(torch.autograd.Function):
+    """sum_i w_i * (logsumexp_c x_ic - logsumexp_{c in N_i} x_ic) with an analytic backward.
+
+    Pixels with ``cls >= 0`` have ``N = {cls}`` (plain CE); pixels listed in ``flat`` have
+    ``N = mask`` (|N| > 1); all others contribute nothing. Gradient per pixel (Eq. 5):
+    ``w * (p - 1[c in N] p / sum_N p)``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, cls, w, flat, mask):
+        N, C, H, W = x.shape
+        lse = torch.logsumexp(x, 1)
+        picked = x.gather(1, cls.clamp(min=0).unsqueeze(1)).squeeze(1)
+        simple = cls >= 0
+        total = (torch.where(simple, lse - picked, 0.0) * w).sum()
+        xr = None
+        if len(flat):
+            n, s = flat // (H * W), flat % (H * W)
+            xr = x.view(N, C, H * W)[n, :, s].masked_fill(~mask, -float("inf"))  # (M, C)
+            lse_n = torch.logsumexp(xr, 1)
+            total = total + ((lse.view(-1)[flat] - lse_n) * w.view(-1)[flat]).sum()
+            xr = torch.exp(xr - lse_n[:, None])  # p restricted to N, renormalised: p / sum_N p
+        ctx.save_for_backward(x, lse, cls, w, flat, xr)
+        return total
+
+    @staticmethod
+    def backward(ctx, g):
+        x, lse, cls, w, flat, q = ctx.saved_tensors
+        N, C, H, W = x.shape
+        counted = (cls >= 0).to(x.dtype)
+        if len(flat):
+            counted.view(-1)[flat] = 1.0
+        scale = (w * counted * g)  # (N, H, W)
+        grad = torch.sub(x, lse.unsqueeze(1)).exp_().mul_(scale.unsqueeze(1))  # p * scale
+        grad.scatter_add_(1, cls.clamp(min=0).unsqueeze(1),
+                          -(scale * (cls >= 0)).unsqueeze(1))  # - 1[c = cls]
+        if len(flat):
+            n, s = flat // (H * W), flat % (H * W)
+            gv = grad.view(N, C, H * W)
+            gv[n, :, s] = gv[n, :, s] - q * scale.view(-1)[flat][:, None]
+        return grad, None, None, None, None
+
+
+def boundary_relaxation_loss(logits: torch.Tensor, target: torch.Tensor, window: int = 3,
+                             ignore_index: int = IGNORE_INDEX, strict_classes=None,
+                             relax: bool = True, boundary_weight: float = 2.0) -> torch.Tensor:
+    """VPLR boundary label relaxation (Sec. 3.4, Eq. 4-5): ``-log sum_{c in N} softmax(x)_c``.
+
+    N is the set of valid classes in the pixel's ``window`` x ``window`` neighbourhood of
+    ``target`` (void and out-of-frame neighbours are not in N; each image's window comes from
+    that image only, computed here on the logits' device). Where |N| = 1 this is exactly
+    cross-entropy; pixels whose window holds no valid class are ignored (a void pixel next to a
+    valid one is trained towards its neighbours' classes, as in the public code). The loss is
+    the mean over the pixels that count. It is evaluated as ``logsumexp(all) - logsumexp(N)`` in
+    float32 (finite for any finite logits, also from bf16/fp16), with the analytic gradient
+    ``p - 1[c in N] p / sum_N p``, and the relaxed term is only formed where |N| > 1.
+
+    Options of the public reference:
+    - ``strict_classes``: train ids whose pixels keep a one-hot target (e.g.
+      ``VPLR_STRICT_CLASSES``); their class may still enter a neighbour's N.
+    - ``relax=False`` (the state after the switch-off epoch): plain cross-entropy over valid
+      pixels, with boundary pixels (|N| > 1) weighted by ``boundary_weight`` (the public code
+      doubles them), averaged over valid pixels.
+    """
+    x = _float_logits(logits, target)
+    N, C, H, W = x.shape
+    if target.shape != (N, H, W):
+        raise ValueError(f"relaxation: target shape {tuple(target.shape)} does not match logits {tuple(logits.shape)}")
+    target = target.to(x.device)
+    lo, hi = relaxation_window(target, C, window, ignore_index)
+    own = target.long()
+    own_valid = (own != ignore_index)
+    boundary = (lo < hi)
+    if not relax:
+        cls = torch.where(own_valid, own, -1)
+        w = torch.where(boundary, float(boundary_weight), 1.0).to(x.dtype)
+        flat = torch.empty(0, dtype=torch.long, device=x.device)
+        mask = torch.empty(0, C, dtype=torch.bool, device=x.device)
+        count = own_valid.sum()
+    else:
+        single = (lo == hi) & (hi >= 0)
+        if strict_classes:
+            ids = torch.as_tensor(list(strict_classes), dtype=torch.long)
+            if ((ids < 0) | (ids >= C)).any():
+                raise ValueError(f"relaxation: strict_classes {ids.tolist()} outside 0..{C - 1}")
+            strict = torch.zeros(C + 1, dtype=torch.bool, device=x.device)
+            strict[ids.to(x.device)] = True
+            is_strict = own_valid & strict[torch.where(own_valid, own, C).clamp(max=C)]
+            boundary &= ~is_strict
+        else:
+            is_strict = torch.zeros_like(own_valid)
+        cls = torch.where(single, lo, torch.where(is_strict, own, -1))
+        flat = boundary.view(-1).nonzero().squeeze(1)
+        mask = _window_classes(target, flat, C, window, ignore_index)
+        w = torch.ones((), dtype=x.dtype, device=x.device).expand(N, H, W)
+        count = (hi >= 0).sum()
+    if int(count) == 0:
+        return _zero(x)
+    return _RelaxedNLL.apply(x, cls, w, flat, mask) / count
+
+
+def boundary_relaxation_loss_naive(logits: torch.Tensor, target: torch.Tensor, window: int = 3,
+                                   ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """The straightforward Eq. 5 (one-hot, window max-pool, masked logsumexp, autograd backward).
+
+    Same value as ``boundary_relaxation_loss`` (no strict classes); kept as the reference that
+    tests check the fast version against and that ``benchmarks/bench_relaxation.py`` times.
+    """
+    x = _float_logits(logits, target)
+    C = x.shape[1]
+    t = target.long().to(x.device)
+    onehot = F.one_hot(torch.where(t == ignore_index, C, t), C + 1)[..., :C]
+    onehot = onehot.permute(0, 3, 1, 2).to(x.dtype)
+    in_n = F.max_pool2d(onehot, window, 1, window // 2) > 0  # (N, C, H, W), per image
+    counted = in_n.any(1)
+    if not counted.any():
+        return _zero(x)
+    lse_n = torch.logsumexp(x.masked_fill(~in_n, -float("inf")), 1)
+    loss = torch.logsumexp(x, 1) - lse_n
+    return loss[counted].mean()
+
+
+def _batch_epoch(batch: dict, epoch_fn: Callable | None):
+    """The current epoch from ``batch["epoch"]`` (int or tensor) or ``epoch_fn()``; None if unknown."""
+    if "epoch" in batch:
+        e = batch["epoch"]
+        return int(e.max()) if torch.is_tensor(e) else int(e)
+    return int(epoch_fn()) if epoch_fn is not None else None
+
+
+@register_loss("relaxation")
+def _relaxation(window: int = 3, ignore_index: int = IGNORE_INDEX, strict_classes=None,
+                switch_off_epoch: int | None = None, boundary_weight: float = 2.0,
+                aux_weight: float = 0.4, epoch_fn: Callable | None = None) -> LossFn:
+    """Boundary relaxation for epochs ``< switch_off_epoch`` (always, when None), then CE with
+    boundary pixels weighted ``boundary_weight``. The epoch comes from ``batch["epoch"]`` or
+    ``epoch_fn()``; a switch-off epoch without either is an error rather than a silent no-op."""
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"relaxation: window must be a positive odd size, got {window}")
+    if strict_classes == "vplr":
+        strict_classes = VPLR_STRICT_CLASSES
+
+    def fn(batch):
+        relax = True
+        if switch_off_epoch is not None:
+            epoch = _batch_epoch(batch, epoch_fn)
+            if epoch is None:
+                raise ValueError("relaxation: switch_off_epoch needs batch['epoch'] or epoch_fn")
+            relax = epoch < switch_off_epoch
+        return lambda x, t: boundary_relaxation_loss(x, t, window, ignore_index, strict_classes,
+                                                     relax, boundary_weight)
+
+    def loss(output, batch: dict) -> torch.Tensor:
+        return _with_aux(fn(batch), aux_weight)(output, batch)
+    return loss
