@@ -397,3 +397,26 @@ def test_fp16_skips_and_counts_non_finite_steps(tmp_path):
 
     out = engine.train(_cfg(device="cuda", amp="fp16", steps=8), train_set=Poison())
     assert out["skipped_steps"] >= 1 and out["step"] == 8
+
+
+def test_engine_gives_losses_the_epoch_for_the_relaxation_switch_off():
+    """VPLR's relaxation turns into boundary-weighted CE after ``switch_off_epoch``: the engine must
+    hand the loss the epoch (the loss refuses to guess without it)."""
+    seen = []
+    from paperlib import losses
+
+    relax = losses.build_loss("relaxation", switch_off_epoch=1)
+
+    @losses.register_loss("_spy_relaxation")
+    def _spy(**kw):
+        def fn(output, batch):
+            seen.append(int(batch["epoch"]))
+            return relax(output, batch)
+        return fn
+
+    try:
+        cfg = _cfg(None, steps=4, epochs=2, loss="_spy_relaxation", batch_size=4)
+        engine.train(cfg, train_set=Blobs(8), val_set=Blobs(4, seed=1, augment=False))
+    finally:
+        losses.LOSSES.pop("_spy_relaxation")
+    assert seen == [0, 0, 1, 1]
