@@ -213,3 +213,20 @@ def runtime_breakdown(model: nn.Module, x: torch.Tensor, repeats: int = 1,
         timer.remove()
         model.train(was_training)
     return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def interleaved_best(fns: dict, repeats: int, sync=lambda: None) -> dict[str, float]:
+    """Best (minimum) seconds of each ``fns[name]()``: one warm-up round, then ``repeats`` rounds in
+    which every function runs once (interleaving spreads the load of a shared machine evenly)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    times = {k: [] for k in fns}
+    for r in range(repeats + 1):
+        for k, fn in fns.items():
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            if r > 0:
+                times[k].append(time.perf_counter() - t0)
+    return {k: min(v) for k, v in times.items()}

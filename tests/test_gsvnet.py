@@ -91,9 +91,13 @@ def test_learned_kernels_are_parameters_initialised_to_ideal_delays():
 
 # --- guidance, Eq. 2 ----------------------------------------------------------------------------------
 def test_normalized_guidance_is_nonnegative_with_unit_sum():
-    g = G.normalize_guidance(torch.randn(3, 10, 6, 7))
+    raw = torch.randn(3, 10, 6, 7, generator=torch.Generator().manual_seed(0))
+    raw[0, :, 0, 0] = -1.0  # a pixel whose raw weights are all negative gets the zero kernel
+    g = G.normalize_guidance(raw)
     assert (g >= 0).all()
-    assert torch.allclose(g.sum(1), torch.ones(3, 6, 7), atol=1e-5)
+    some = (raw > 0).any(1)
+    assert torch.allclose(g.sum(1)[some], torch.ones(int(some.sum())), atol=1e-5)
+    assert (g.sum(1)[~some] == 0).all() and not some[0, 0, 0]
 
 
 class OneHotGuide(nn.Module):

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..profiling import runtime_breakdown
+
 EPS = 1e-9
 
 
@@ -319,3 +321,41 @@ def nonkey_complexity(model: GSVNet, frame_size: tuple[int, int] = (1024, 2048))
         net(seg, frames, frames)
     return {"params": n, "bytes": nbytes, "params_by_part": parts,
             "macs": counter.get_total_flops() // 2, "frame_size": (h, w)}
+
+
+# --- profiling helpers (Fig. A9 breakdown, keyframe-loop throughput) ----------------------
+NONKEY_PARTS = ("flownet", "warp", "intra", "fusion")
+
+
+class NonkeyStep(nn.Module):
+    """One PF step on fixed inputs, ``forward(cur_frame)``, with PF's parts as its children so that
+    ``runtime_breakdown`` can hook them (PF itself is held outside the module tree)."""
+
+    def __init__(self, pf: GSVNet, prev_seg: torch.Tensor, prev_frame: torch.Tensor):
+        super().__init__()
+        object.__setattr__(self, "pf", pf)
+        for name in NONKEY_PARTS:
+            setattr(self, name, getattr(pf, name))
+        self.prev_seg, self.prev_frame = prev_seg, prev_frame
+
+    def forward(self, cur_frame: torch.Tensor) -> torch.Tensor:
+        return self.pf(self.prev_seg, self.prev_frame, cur_frame)["out"]
+
+
+def nonkey_breakdown(pf: GSVNet, frame: torch.Tensor, repeats: int = 3) -> dict[str, float]:
+    """Fig. A9: seconds per part of one non-keyframe step (median of ``repeats`` hooked passes);
+    keys ``flownet, warp, intra, fusion, other`` (other = frame downscaling) and ``total``."""
+    seg = torch.zeros(1, pf.num_classes, *pf.grid_size(frame), device=frame.device)
+    step = NonkeyStep(pf, seg, frame).eval()
+    with torch.no_grad():
+        step(frame)  # warm-up
+    out = runtime_breakdown(step, frame, repeats=repeats)
+    out["other"] = out.pop("(other)")
+    return out
+
+
+def interval_fps(t_key: float, t_nonkey: float, interval: int) -> float:
+    """Frames/s of the keyframe loop at interval l: one key + (l - 1) non-key steps per l frames."""
+    if interval < 1:
+        raise ValueError(f"interval must be >= 1, got {interval}")
+    return interval / (t_key + (interval - 1) * t_nonkey)
