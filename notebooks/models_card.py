@@ -103,6 +103,14 @@ for name in tqdm(NAMES, desc="models"):
         "cpu_ms_512x1024": 1e3 * latency["median_s"],
     })
     del model
+# GSVNet's non-keyframe part (flow net + guided spatially-varying conv, paperlib.video) is not a
+# stand-alone segmentation model; its size and cost come from its own counter.
+from paperlib.video import GSVNet, nonkey_complexity
+
+nk = nonkey_complexity(GSVNet(), (1024, 2048))
+rows.append({"model": "gsvnet_nonkey", "params_M": nk["params"] / 1e6, "param_MB": nk["bytes"] / 1e6,
+             "GMACs_1024x2048": nk["macs"] / 1e9, "paper_scale": "", "GMACs_paper_scale": float("nan"),
+             "cpu_ms_512x1024": float("nan")})
 df = pd.DataFrame(rows)
 df
 
