@@ -25,7 +25,7 @@ import torchvision
 from torch.nn import functional as F
 
 from paperlib import models
-from paperlib.profiling import count_parameters
+from paperlib.profiling import count_flops, count_parameters
 
 
 def build_models(num_classes: int) -> dict:
@@ -90,10 +90,17 @@ def main() -> None:
             times[k].append(s())
     ours_key = next(iter(nets))
     ours = statistics.median(times[ours_key])
-    print(f"{'model':36s} {'params (M)':>10s} {'step (s)':>9s} {'peer/ours':>9s}")
+    # The architectures differ in their heads (DeepLabV3+ paper: two 3x3 256-ch decoder convs at
+    # 1/4; smp: one separable conv; torchvision's DeepLabV3: no decoder), so time per multiply-add
+    # is printed too: it separates "more arithmetic" from "slower code".
+    gmacs = {k: count_flops(m, (args.crop, args.crop)).gmacs * args.batch for k, m in nets.items()}
+    print(f"{'model':36s} {'params (M)':>10s} {'GMACs/step-fwd':>14s} {'step (s)':>9s} {'peer/ours':>9s} "
+          f"{'s per GMAC, peer/ours':>21s}")
     for k, t in times.items():
         med = statistics.median(t)
-        print(f"{k:36s} {count_parameters(nets[k])[0] / 1e6:10.2f} {med:9.3f} {med / ours:9.2f}")
+        per = (med / gmacs[k]) / (ours / gmacs[ours_key])
+        print(f"{k:36s} {count_parameters(nets[k])[0] / 1e6:10.2f} {gmacs[k]:14.2f} {med:9.3f} "
+              f"{med / ours:9.2f} {per:21.2f}")
     peers = [statistics.median(t) for k, t in times.items() if k != ours_key]
     print(f"ours vs the faster peer: {min(peers) / ours:.2f}x (>= 1.0 means ours is at least as fast)")
 
