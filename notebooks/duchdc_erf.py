@@ -38,20 +38,21 @@
 # synthetic world (`train_steps`).
 #
 # **Scaled down** at `smoke`/`cpu` (documented, not hidden): `width` = the profile's base channels
-# (8 / 16 instead of 64), ResNet-50 depth at `smoke` (res4 has 6 blocks, so the sawtooth patterns
-# are cycled over 6 blocks: Dilation-RF = 1, 2, 3, 1, 2, 3) and ResNet-101 at `cpu` and above
-# (the paper's 23 res4 blocks). The ERF maps are clipped to `feature_size`, smaller than the
-# theoretical RF of the largest variants at `smoke`. Cost on 2 CPU cores (measured): one training
-# step of the width-16 ResNet-101 at batch 8, 128x128 takes ~12 s and one feature-level ERF with
-# 8 samples ~47 s, so `cpu` (10 steps, 4 samples, 5 variants) takes ~15 minutes; `smoke` ~20 s.
+# (8 / 16 instead of 64), ResNet-50 depth at `smoke` and `cpu` (res4 has 6 blocks, so the sawtooth
+# patterns are cycled over 6 blocks: Dilation-RF = 1, 2, 3, 1, 2, 3; Dilation-bigger = 1, 2, 5, 9,
+# 1, 2) and ResNet-101 at `gpu` and above (the paper's 23 res4 blocks). The ERF maps are clipped
+# to `feature_size`, smaller than the theoretical RF of the largest variants. Cost on 2 CPU cores
+# (measured in session 1): the width-16 ResNet-101 took ~12 s per training step (batch 8,
+# 128x128) and ~47 s per feature-level ERF (8 samples), ~15 minutes for `cpu`; the ResNet-50 at
+# `cpu` (feature map 81, 4 samples, 10 steps) is sized to fit ~6 minutes; `smoke` ~20 s.
 # Training here is only long enough to move the weights off their initialisation: the gridding
 # verdict is structural and holds at any training length.
 
 # %% tags=["parameters"]
 profile = "smoke"
 variants = None        # None: baseline + the paper's four HDC variants
-depth = None           # None: 50 at smoke, 101 otherwise
-feature_size = None    # None: 49 at smoke, 97 otherwise (side of the layer2-shaped input, feature pixels)
+depth = None           # None: 50 at smoke and cpu, 101 otherwise
+feature_size = None    # None: 49 at smoke, 81 at cpu, 97 otherwise (side of the layer2-shaped input, feature pixels)
 image_size = None      # None: 64 at smoke, 128 otherwise
 n_samples = None       # None: 2 at smoke, 4 at cpu, 8 otherwise (random inputs averaged)
 train_steps = None     # None: 2 at smoke, 10 at cpu, else the profile steps; 0 = untrained only
@@ -99,8 +100,8 @@ params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
 small = profile == "smoke"
 prof = get_profile(profile)
 VARIANTS = list(variants or ALL_VARIANTS)
-DEPTH = depth or (50 if small else 101)
-FEATURE = feature_size or (49 if small else 97)
+DEPTH = depth or (50 if profile in ("smoke", "cpu") else 101)
+FEATURE = feature_size or {"smoke": 49, "cpu": 81}.get(profile, 97)
 IMAGE = image_size or (64 if small else 128)
 SAMPLES = n_samples or {"smoke": 2, "cpu": 4}.get(profile, 8)
 STEPS = {"smoke": 2, "cpu": 10}.get(profile, prof.steps or 100) if train_steps is None else train_steps

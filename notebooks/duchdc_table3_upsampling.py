@@ -32,18 +32,24 @@
 # Table 3 (ResNet-152, fine + coarse) is lost from the text and left empty.
 #
 # **Scale.** At `smoke` / `cpu` the network is `deeplabv2_resnet101` with the same stage structure
-# (7x7 stem, four bottleneck stages, output stride 8 with res4 r = 2 and res5 r = 4, the 4-branch
-# ASPP classifier) but scaled down: `depth=50` (3-4-6-3 bottleneck blocks instead of 3-4-23-3) and
-# base width 8 instead of 64 (`width=8`: every channel count / 8), trained from scratch on the
-# synthetic driving world. Every head is trained with the same steps, data order and seed.
+# (7x7 stem, four stages, output stride 8 with res4 r = 2 and res5 r = 4, the 4-branch ASPP
+# classifier) but scaled down: ResNet-18 depth at `cpu` (basic blocks 2-2-2-2; a from-scratch
+# ResNet-50 learned too slowly to leave the 5-10 mIoU range in the CPU budget), ResNet-50 at
+# `smoke`, base width 8 instead of 64 (`width=8`: every channel count / 8), trained from scratch on
+# the synthetic driving world -- or on real CamVid (`dataset="camvid"`, frames resized by
+# `prescale`), which writes `table3_camvid`. Every head is trained with the same steps, data order
+# and seeds.
 # The thin classes — pole, traffic light, traffic sign — are where the paper says DUC helps
 # (Figure 3), so their IoU is reported beside the mIoU.
 
 # %% tags=["parameters"]
 profile = "smoke"
+dataset = "world"   # "world" or a real dataset, e.g. "camvid" with data_root
+data_root = None
+prescale = None     # resize real frames first; None: 0.35 for real data at smoke/cpu (CamVid 360x480 -> 126x168), else 1.0
 steps = None        # None: the per-profile number below
 seeds = None        # None: the per-profile seeds below, e.g. [0, 1]
-depth = None        # None: 50 at smoke/cpu, 101 at gpu/paper (ResNet depth: 50, 101 or 152)
+depth = None        # None: 50 at smoke, 18 at cpu, 101 at gpu/paper (ResNet depth: 18, 34, 50, 101 or 152)
 width = None        # None: 8 at smoke/cpu, the paper's 64 at gpu/paper
 duc_cell1 = None    # also train DUC with cell 1; None: only where it is cheap (smoke, gpu, paper)
 crf = True          # the "+CRF" row (dense_crf on the DUC (cell 2) model's probabilities)
@@ -66,15 +72,16 @@ def int_list_or_none(v):
                          and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v))
 
 
-ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "steps": (int, type(None)), "seeds": int_list_or_none,
-           "depth": (50, 101, 152, None), "width": (int, type(None)), "duc_cell1": (bool, type(None)),
+ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "dataset": str, "data_root": (str, type(None)),
+           "prescale": (float, int, type(None)), "steps": (int, type(None)), "seeds": int_list_or_none,
+           "depth": (18, 34, 50, 101, 152, None), "width": (int, type(None)), "duc_cell1": (bool, type(None)),
            "crf": bool}
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
 
 # Per-profile scale: a profile changes sizes, never code paths.
 SCALE = {
     "smoke": dict(depth=50, width=8, steps=None, seeds=[0], crop_size=None, batch_size=None, duc_cell1=True),
-    "cpu": dict(depth=50, width=8, steps=250, seeds=[0], crop_size=(64, 64), batch_size=8, duc_cell1=False),
+    "cpu": dict(depth=18, width=8, steps=400, seeds=[0, 1], crop_size=(64, 64), batch_size=8, duc_cell1=False),
     "gpu": dict(depth=101, width=None, steps=None, seeds=[0, 1], crop_size=None, batch_size=None, duc_cell1=True),
     "paper": dict(depth=101, width=None, steps=None, seeds=[0], crop_size=None, batch_size=None, duc_cell1=True),
 }[profile]
@@ -82,7 +89,9 @@ DEPTH = depth or SCALE["depth"]
 WIDTH = width if width is not None else SCALE["width"]
 SEEDS = list(seeds or SCALE["seeds"])
 CELL1 = SCALE["duc_cell1"] if duc_cell1 is None else duc_cell1
-THIN = ("pole", "traffic light", "traffic sign")
+REAL = dataset != "world"
+PRESCALE = float(prescale) if prescale is not None else (0.35 if REAL and profile in ("smoke", "cpu") else 1.0)
+TABLE_ID = "table3" if not REAL else f"table3_{dataset}"
 
 # method name (as in the paper's text) -> model options
 METHODS = {"bilinear (baseline)": dict(head="bilinear"),
@@ -95,9 +104,12 @@ if CELL1:
 
 def make_config(method: str, seed: int):
     """One training run of the table: the profile's sizes, this head, this seed."""
-    over = dict(model="deeplabv2_resnet101", model_width=WIDTH, seed=seed,
+    over = dict(model="deeplabv2_resnet101", model_width=WIDTH, seed=seed, dataset=dataset, data_root=data_root,
                 model_options={"depth": DEPTH, **METHODS[method]},
-                name=f"duchdc_table3_{METHODS[method]['head']}_{seed}")
+                name=f"duchdc_{TABLE_ID}_{METHODS[method]['head']}_{seed}")
+    if REAL:
+        from paperlib.data import dataset_num_classes
+        over["num_classes"] = dataset_num_classes(dataset)
     for key in ("steps", "crop_size", "batch_size"):
         if SCALE[key] is not None:
             over[key] = SCALE[key]
@@ -140,10 +152,16 @@ sizes
 
 # %%
 from paperlib import engine
-from paperlib.engine import build_datasets
+from paperlib.data import get_dataset
+from paperlib.data.transforms import Compose, Normalize, build_train_transform, scale_item
 
-train_set, val_set = build_datasets(base_cfg)
+# the engine's recipe (random scale, crop, flip, blur, jitter), after an optional fixed resize
+pre = [lambda it: scale_item(it, PRESCALE)] if PRESCALE != 1.0 else []
+train_set = get_dataset(base_cfg, base_cfg.train_split, Compose(pre + build_train_transform(
+    base_cfg.crop_size, scale=base_cfg.scale, flip=base_cfg.flip, **base_cfg.transform_options).transforms))
+val_set = get_dataset(base_cfg, base_cfg.val_split, Compose(pre + [Normalize()]))
 class_names = list(train_set.class_names)
+THIN = [c for c in ("pole", "traffic light", "traffic sign", "sign/symbol") if c in class_names]
 thin_idx = [class_names.index(c) for c in THIN]
 print(f"{len(train_set)} training / {len(val_set)} validation images")
 
@@ -212,14 +230,16 @@ rows = [row(m, s, results[(m, s)]["metrics"]) for (m, s) in configs]
 rows += [row("DUC (cell 2) + CRF", s, met, 1000 * sec) for s, (met, sec) in crf_results.items()]
 table = pd.DataFrame(rows)
 VALUES = ["mIoU", *THIN, "thin mean", "CRF ms/image"]
-write_table(table, "duchdc", "table3", profile=profile, reference=True, by=["method", "head params"],
+write_table(table, "duchdc", TABLE_ID, profile=profile, reference="duchdc/table3" if not REAL else None, by=["method", "head params"],
             value_cols=VALUES, floatfmt=".1f", seeds=SEEDS, started=STARTED,
-            params={"profile": profile, "depth": DEPTH, "width": WIDTH, "seeds": SEEDS, "crf": crf,
+            params={"profile": profile, "dataset": dataset, "prescale": PRESCALE, "depth": DEPTH, "width": WIDTH,
+                    "seeds": SEEDS, "crf": crf,
                     "config": base_cfg.to_dict(), "methods": METHODS},
             data_fingerprint=train_set.fingerprint(),
             notes=f"deeplabv2_resnet101 scaled down: ResNet-{DEPTH} stage structure, base width {WIDTH or 64}, "
                   f"output stride 8, ASPP classifier rates 6/12/18/24; {base_cfg.steps} steps, batch "
-                  f"{base_cfg.batch_size}, crop {base_cfg.crop_size} on the synthetic world ({profile} profile). "
+                  f"{base_cfg.batch_size}, crop {base_cfg.crop_size} from scratch on {dataset} (prescale {PRESCALE}, "
+                  f"{profile} profile). "
                   "Deconvolution heads are sized to DUC (cell 2)'s parameter count. CRF: paper parameters, "
                   "10 mean-field iterations, CPU time per validation image.")
 table.drop(columns="seed").groupby(["method", "head params"], sort=False).mean().round(1)
@@ -259,7 +279,7 @@ for ax, (title, im) in zip(axes.flat, panels):
     ax.set_title(title, fontsize=9)
 fig.suptitle(f"Validation frame {frame} ({thin_px[frame]} thin-class pixels), seed {s0}")
 plt.tight_layout()
-save_figure(fig, "duchdc", "table3_predictions", profile=profile, seeds=[s0], started=STARTED,
+save_figure(fig, "duchdc", "table3_predictions" if not REAL else f"table3_predictions_{dataset}", profile=profile, seeds=[s0], started=STARTED,
             params={"profile": profile, "frame": frame, "depth": DEPTH, "width": WIDTH},
             data_fingerprint=train_set.fingerprint(),
             notes="Predictions of each upsampling head (same backbone, steps and seed) on one validation frame.")

@@ -64,6 +64,16 @@ class TrainConfig:
     flip: bool = True
     pad_crop: bool = True                      # pad (with ignore) crops larger than the image
     transform_options: dict = field(default_factory=dict)
+    # fast crop schedules (self-training / CSST Sec. 3.3; paperlib.selftrain.schedules): with
+    # ``crop_sizes`` set, epoch e trains on square crops of crop_schedule(...)[e] and crop_size
+    # becomes the largest of them; ``batch_scaling`` raises the batch as the crop shrinks (pixels
+    # per batch ~ constant, at most ``max_batch_size``, default 4 x batch_size: 16 -> 64)
+    crop_schedule: str = "constant"
+    crop_sizes: tuple[int, ...] = ()           # ascending square sizes; () = fixed crop_size
+    crop_warmup_epochs: int = 0                # first epochs at the largest size
+    crop_period: Optional[int] = None          # epochs per size (coarse2fine / fine2coarse)
+    batch_scaling: bool = False
+    max_batch_size: Optional[int] = None
     sampler: str = "random"
     sampler_options: dict = field(default_factory=dict)
     batch_size: int = 4                        # global batch, split evenly over DDP ranks
@@ -116,6 +126,10 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, int):
                 object.__setattr__(self, name, (v, v))
+        if isinstance(self.crop_sizes, int):
+            object.__setattr__(self, "crop_sizes", (self.crop_sizes,))
+        if self.crop_sizes:  # a crop schedule trains at most at its largest size
+            object.__setattr__(self, "crop_size", (max(self.crop_sizes),) * 2)
 
     def _validate(self):
         _choice("dataset", self.dataset, DATASETS)
@@ -165,7 +179,28 @@ class TrainConfig:
             _fail("eval_stride", self.eval_stride, f"is larger than the sliding window {window}")
         if (self.resume or self.ckpt_every) and not self.out_dir:
             _fail("out_dir", self.out_dir, "is needed for checkpoints (resume / ckpt_every)")
+        self._check_crop_schedule()
         self._check_crop_fits()
+
+    def _check_crop_schedule(self):
+        from .selftrain.schedules import SCHEDULES, crop_schedule
+        _choice("crop_schedule", self.crop_schedule, SCHEDULES)
+        if self.max_batch_size is not None and self.max_batch_size < self.batch_size:
+            _fail("max_batch_size", self.max_batch_size, f"is smaller than batch_size ({self.batch_size})")
+        if not self.crop_sizes:
+            if self.crop_schedule != "constant" or self.batch_scaling or self.crop_warmup_epochs:
+                _fail("crop_sizes", self.crop_sizes, "must list the crop sizes of crop_schedule "
+                      f"{self.crop_schedule!r} (with batch_scaling / crop_warmup_epochs)")
+            return
+        if self.steps is not None:
+            _fail("steps", self.steps, "must be None with crop_sizes: a crop schedule is defined "
+                  "per epoch, set epochs instead")
+        try:
+            crop_schedule(self.crop_schedule, self.epochs, self.crop_sizes, self.crop_warmup_epochs,
+                          self.crop_period)
+        except ValueError as e:
+            raise ConfigError(f"config fields crop_schedule / crop_sizes / crop_warmup_epochs / "
+                              f"crop_period: {e}") from None
 
     def _check_crop_fits(self):
         """Without padding, a crop must fit inside the smallest randomly scaled image."""

@@ -21,6 +21,10 @@ What it guarantees:
   takes ``batch_size / world_size`` samples of the same epoch plan. The result matches one process
   with the same global batch up to float summation order (tested) -- exactly so when every crop
   has the same number of non-ignored pixels, since each rank averages its loss over its own pixels.
+- **Crop schedules** (self-training / CSST Sec. 3.3): with ``cfg.crop_sizes`` each epoch trains
+  at its own crop size (``paperlib.selftrain.schedules.crop_schedule``) and, with
+  ``batch_scaling``, batch size; the loader is rebuilt per epoch, the poly schedule follows epoch
+  progress (``lr_at``), and checkpoints / resume / DDP work unchanged.
 - **Reproducibility**: sample ``k`` of epoch ``e`` is loaded (and augmented) with RNGs seeded
   from ``(seed, e, k)``, whatever the number of workers or ranks, so the same config gives the
   same weights and a resumed run continues exactly (tested bitwise on CPU).
@@ -178,15 +182,24 @@ def _autocast(device: torch.device, amp: str):
 # =============================================================================================
 # Schedule
 # =============================================================================================
-def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int, total_steps: int) -> float:
+def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int, total_steps: int,
+          progress: float | None = None) -> float:
     """Learning rate before optimiser step ``step`` (0-based).
 
     Poly policy ``lr * (1 - t / T) ** power`` (VPLR Sec. 4.1, power 1.0; self-training Sec. 4,
     power 0.9) with t/T = step / total_steps (``lr_step="iter"``) or epoch / epochs
     (``"epoch"``, constant within an epoch); during the first ``warmup_steps`` steps it is also
     multiplied by a linear ramp from ``warmup_start`` to 1.
+
+    When epochs differ in length (a crop schedule with batch scaling) the caller passes
+    ``progress``, the epochs done so far (``epoch + in_epoch / steps_of_this_epoch``), and t/T is
+    ``progress / cfg.epochs`` (``floor(progress) / cfg.epochs`` per epoch): an epoch of few large
+    batches advances the schedule as much as an epoch of many small ones, as in the papers'
+    per-epoch poly policy. With equal epochs this is exactly step / total_steps.
     """
-    if cfg.lr_step == "epoch":
+    if progress is not None:
+        frac = (math.floor(progress) if cfg.lr_step == "epoch" else progress) / cfg.epochs
+    elif cfg.lr_step == "epoch":
         frac = (step // steps_per_epoch) / math.ceil(total_steps / steps_per_epoch)
     else:
         frac = step / total_steps
@@ -269,11 +282,25 @@ def build_sampler(cfg: TrainConfig, dataset, rank: int, world: int) -> Sampler:
     """``random``: ``DistributedSampler``; ``class_uniform`` (VPLR Sec. 4.1, per-tile centroids)
     / ``centroid`` (CSST Sec. 3.2, connected-component centroids): the DDP-aware samplers of
     ``paperlib.data.samplers`` over a centroid index, built by rank 0 first and then read from
-    its on-disk cache by the other ranks."""
+    its on-disk cache by the other ranks.
+
+    A dataset with ``mix_counts`` (``paperlib.selftrain.pipeline.mix_real_pseudo``) fixes how
+    many samples of each part (real, pseudo) every epoch holds: ``random`` then gives a
+    ``MixSampler``, ``centroid`` a ``CentroidSampler`` with ``real_pseudo_ratio=mix_counts``."""
+    mix = getattr(dataset, "mix_counts", None)
+    if cfg.sampler == "random" and mix is not None:
+        from .data.samplers import MixSampler
+        return MixSampler(dataset.source, mix, seed=cfg.seed, num_replicas=world, rank=rank)
     if cfg.sampler == "random":
         return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     from .data import samplers
     opts = dict(cfg.sampler_options)
+    if mix is not None:
+        if cfg.sampler != "centroid":
+            raise ConfigError(f"config field 'sampler' = {cfg.sampler!r} cannot keep a real:pseudo "
+                              "mix; use 'random' or 'centroid'")
+        opts.setdefault("real_pseudo_ratio", tuple(mix))
+        opts.setdefault("num_samples", int(sum(mix)))
     index_opts = {k: opts.pop(k) for k in INDEX_OPTIONS if k in opts}
     index_opts.setdefault("mode", "tiles" if cfg.sampler == "class_uniform" else "components")
     if world > 1 and rank != 0:
@@ -284,6 +311,49 @@ def build_sampler(cfg: TrainConfig, dataset, rank: int, world: int) -> Sampler:
         dist.barrier()
     cls = samplers.ClassUniformSampler if cfg.sampler == "class_uniform" else samplers.CentroidSampler
     return cls(dataset, index, seed=cfg.seed, num_replicas=world, rank=rank, **opts)
+
+
+def epoch_plan(cfg: TrainConfig, world: int = 1) -> list[tuple[int, int]] | None:
+    """``(crop, global batch)`` of every epoch when the config has a crop schedule (self-training /
+    CSST Sec. 3.3, ``paperlib.selftrain.schedules``), else None. With ``batch_scaling`` the batch
+    grows as the crop shrinks (``batch_for_crop``, a multiple of the ``world`` processes)."""
+    if not cfg.crop_sizes:
+        return None
+    from .selftrain.schedules import batch_for_crop, crop_schedule
+    crops = crop_schedule(cfg.crop_schedule, cfg.epochs, cfg.crop_sizes, cfg.crop_warmup_epochs,
+                          cfg.crop_period)
+    if not cfg.batch_scaling:
+        return [(c, cfg.batch_size) for c in crops]
+    base, most = max(cfg.crop_sizes), cfg.max_batch_size or 4 * cfg.batch_size
+    return [(c, batch_for_crop(c, base, cfg.batch_size, most, multiple_of=world)) for c in crops]
+
+
+def set_crop_size(dataset, size: int | tuple[int, int]) -> int:
+    """Set the size of every ``paperlib.data.transforms.RandomCrop`` reachable from ``dataset``
+    (its ``transform``, through wrapper datasets such as ``Subset`` / ``ConcatDataset`` / a
+    real + pseudo mix); returns how many crops it changed (0: nothing to schedule)."""
+    from .data.transforms import RandomCrop
+    size, seen, changed = _pair(size), set(), 0
+
+    def visit(obj) -> None:
+        nonlocal changed
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, RandomCrop):
+            obj.size, changed = size, changed + 1
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                if isinstance(v, Dataset) or (callable(v) and not isinstance(v, type)):
+                    visit(v)
+        elif isinstance(obj, Dataset) or hasattr(obj, "transforms"):
+            for v in getattr(obj, "__dict__", {}).values():
+                if isinstance(v, (Dataset, list, tuple)) or (callable(v) and hasattr(v, "__dict__")
+                                                             and not isinstance(v, type)):
+                    visit(v)
+
+    visit(dataset)
+    return changed
 
 
 def build_datasets(cfg: TrainConfig):
@@ -507,7 +577,12 @@ def train(cfg: TrainConfig | dict, model: nn.Module | None = None, train_set: Da
     stops training (the last checkpoint stays).
 
     Returns ``{"model", "step", "epoch", "loss", "history", "metrics", "skipped_steps",
-    "checkpoint", "wall_time", "config"}``; ``metrics`` is the final evaluation (or ``{}``).
+    "checkpoint", "wall_time", "train_time", "train_cpu_time", "config"}``; ``metrics`` is the
+    final evaluation (or ``{}``), ``train_time`` the seconds of the training loop alone (this
+    call's, after a resume) and ``train_cpu_time`` the CPU seconds this process spent in it (not
+    counting loader workers: a contention-free measure of a single-threaded run).
+    With a crop schedule (``cfg.crop_sizes``) every ``history`` entry also has the step's
+    ``crop`` and ``batch_size``.
     """
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
@@ -524,7 +599,6 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
     if cfg.batch_size % info.world:
         raise ConfigError(f"config field 'batch_size' = {cfg.batch_size} is not divisible by the "
                           f"{info.world} processes")
-    per_rank = cfg.batch_size // info.world
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
@@ -539,11 +613,25 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
     # DistributedSampler restarts every epoch from its first index (resume skips ahead); the
     # paperlib samplers keep their position in their state_dict.
     restarts = isinstance(base_sampler, DistributedSampler)
-    steps_per_epoch = len(base_sampler) // per_rank
-    if steps_per_epoch == 0:
-        raise ConfigError(f"config field 'batch_size' = {cfg.batch_size} exceeds the "
+    # a crop schedule (Sec. 3.3) sets each epoch's crop and batch, hence its number of steps
+    plan = epoch_plan(cfg, info.world)
+    epoch_batches = [b for _, b in plan] if plan else [cfg.batch_size]
+    epoch_steps = [len(base_sampler) // (b // info.world) for b in epoch_batches]
+    if min(epoch_steps) == 0:
+        field = "max_batch_size" if plan and cfg.batch_scaling else "batch_size"
+        raise ConfigError(f"config field {field!r}: a batch of {max(epoch_batches)} exceeds the "
                           f"{len(base_sampler) * info.world} samples of an epoch")
-    total = cfg.steps or cfg.epochs * steps_per_epoch
+    if plan and set_crop_size(train_set, plan[0][0]) == 0:
+        raise ConfigError(f"config field 'crop_sizes' = {cfg.crop_sizes}: the training set's transform "
+                          "has no paperlib RandomCrop whose size the schedule could change")
+
+    def shape(e: int) -> tuple[int, int]:
+        """(per-rank batch, steps) of epoch ``e``."""
+        e = min(e, len(epoch_batches) - 1)
+        return epoch_batches[e] // info.world, epoch_steps[e]
+
+    per_rank, steps_per_epoch = shape(0)
+    total = cfg.steps or (sum(epoch_steps) if plan else cfg.epochs * steps_per_epoch)
     view = SeededView(train_set, cfg.seed)
 
     # --- model, optimiser, loss -------------------------------------------------------------
@@ -621,9 +709,17 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
     bar = tqdm(total=total, initial=step, desc=cfg.name, disable=not (cfg.progress and info.main),
                dynamic_ncols=True)
     loss_value, metrics, saved_at = float("nan"), {}, step
+    t_loop, cpu_loop = time.perf_counter(), time.process_time()
     while step < total:
+        per_rank, steps_per_epoch = shape(epoch)
         if in_epoch >= steps_per_epoch:
             epoch, in_epoch = epoch + 1, 0
+            per_rank, steps_per_epoch = shape(epoch)
+        if plan:  # this epoch's crop; the loader below is rebuilt with its batch size
+            set_crop_size(train_set, plan[epoch][0])
+            if in_epoch == 0:
+                log({"event": "epoch", "step": step, "epoch": epoch, "crop": plan[epoch][0],
+                     "batch_size": plan[epoch][1], "steps": steps_per_epoch})
         consumed = in_epoch * per_rank
         if sampler_state is not None:  # the sampler restores its own position
             base_sampler.load_state_dict(sampler_state)
@@ -640,7 +736,8 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
         batches = 0
         for batch in loader:
             batches += 1
-            lr = lr_at(cfg, step, steps_per_epoch, total)
+            lr = lr_at(cfg, step, steps_per_epoch, total,
+                       progress=epoch + in_epoch / steps_per_epoch if plan else None)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             image = batch["image"].to(device, non_blocking=True)
@@ -666,7 +763,9 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
             step, in_epoch = step + 1, in_epoch + 1
             record = {"event": "train", "step": step, "epoch": epoch, "loss": loss_value, "lr": lr,
                       "time": round(time.perf_counter() - t0, 4)}
-            history.append({k: record[k] for k in ("step", "loss", "lr")})
+            if plan:
+                record["crop"], record["batch_size"] = plan[epoch]
+            history.append({k: record[k] for k in ("step", "loss", "lr", "crop", "batch_size") if k in record})
             if step % cfg.log_every == 0 or step == total:
                 log(record)
             bar.update(1)
@@ -687,6 +786,7 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
         if step < total:
             in_epoch = steps_per_epoch  # the loader is exhausted: this epoch is done
     bar.close()
+    train_time, train_cpu_time = time.perf_counter() - t_loop, time.process_time() - cpu_loop
     if ckpt_path and saved_at != step:
         checkpoint()
     if val_set is not None:
@@ -694,7 +794,8 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
     return {"model": _unwrap(model), "step": step, "epoch": epoch, "loss": loss_value,
             "history": history, "metrics": metrics, "skipped_steps": skipped,
             "checkpoint": str(ckpt_path) if ckpt_path else None,
-            "wall_time": time.perf_counter() - t0, "config": cfg}
+            "wall_time": time.perf_counter() - t0, "train_time": train_time,
+            "train_cpu_time": train_cpu_time, "config": cfg}
 
 
 def _mean_over_ranks(x: torch.Tensor, info: DistInfo) -> float:

@@ -341,3 +341,157 @@ def _relaxation(window: int = 3, ignore_index: int = IGNORE_INDEX, strict_classe
     def loss(output, batch: dict) -> torch.Tensor:
         return _with_aux(fn(batch), aux_weight)(output, batch)
     return loss
+
+
+# --- Self-training alternatives (CSST Sec. 3.1.1, Eq. 4, 6, 7) -------------------------------
+
+#: Label id meaning "unlabelled pixel, to be pseudo-labelled online by the model itself"
+#: (consistency regularization, CSST Eq. 4). Padding stays ``IGNORE_INDEX``.
+ONLINE_LABEL = 254
+
+
+def _with_aux_batch(fn: Callable, aux_weight: float) -> LossFn:
+    """Wrap ``fn(logits, batch)`` into a ``LossFn``; an ``"aux"`` output adds ``aux_weight *`` its loss."""
+    def loss(output, batch: dict) -> torch.Tensor:
+        total = fn(main_logits(output), batch)
+        if isinstance(output, dict) and output.get("aux") is not None and aux_weight:
+            total = total + aux_weight * fn(output["aux"], batch)
+        return total
+    return loss
+
+
+def soft_pseudo_label_loss(logits: torch.Tensor, target: torch.Tensor,
+                           soft_index: torch.Tensor | None = None, soft_prob: torch.Tensor | None = None,
+                           ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Soft pseudo-label cross-entropy (CSST Eq. 6): ``-sum_k q_k log softmax(x)_{c_k}``.
+
+    ``soft_index`` / ``soft_prob`` (N, k, H, W) are the teacher's top-k classes and their
+    probabilities (any dtype, e.g. uint8 quantised: only ratios matter, since ``q`` is ``soft_prob``
+    renormalised over the k stored classes). A pixel counts iff ``target != ignore_index``; where
+    its stored probabilities sum to 0 (or no soft targets are given at all) its target is the hard
+    one-hot ``target`` (real labels, Eq. 6's first term), so a top-1 probability of 1 is exactly
+    cross-entropy. Mean over counted pixels, in float32 (safe from bf16 / fp16 logits).
+    """
+    x = match_size(logits, target)
+    valid = target != ignore_index
+    if not valid.any():
+        return _zero(x)
+    logp = torch.log_softmax(x, 1)
+    hard = -logp.gather(1, torch.where(valid, target, 0).long().unsqueeze(1)).squeeze(1)
+    if soft_index is None or soft_prob is None:
+        return hard[valid].mean()
+    if soft_index.shape != soft_prob.shape or soft_index.shape[0] != x.shape[0] \
+            or soft_index.shape[-2:] != target.shape[-2:]:
+        raise ValueError(f"soft_pseudo_label: soft_index {tuple(soft_index.shape)} / soft_prob "
+                         f"{tuple(soft_prob.shape)} must both be (N, k, H, W) matching label "
+                         f"{tuple(target.shape)}")
+    idx = soft_index.long()
+    prob = soft_prob.float() * ((idx >= 0) & (idx < x.shape[1]))  # out-of-range ids (padding): no mass
+    mass = prob.sum(1)
+    has_soft = mass > 0
+    q = prob / mass.clamp_min(1e-12).unsqueeze(1)
+    soft = -(q * logp.gather(1, idx.clamp(0, x.shape[1] - 1))).sum(1)
+    return torch.where(has_soft, soft, hard)[valid].mean()
+
+
+@register_loss("soft_pseudo_label")
+def _soft_pseudo_label(ignore_index: int = IGNORE_INDEX, aux_weight: float = 0.4) -> LossFn:
+    """CSST Eq. 6 on batches whose items carry ``soft_index`` / ``soft_prob`` (pseudo-labelled)
+    or only ``label`` (real); see :func:`soft_pseudo_label_loss`."""
+    return _with_aux_batch(lambda x, b: soft_pseudo_label_loss(
+        x, b["label"], b.get("soft_index"), b.get("soft_prob"), ignore_index), aux_weight)
+
+
+def _pseudo_pixels(batch: dict, valid: torch.Tensor, pseudo_key: str) -> torch.Tensor:
+    """Valid pixels of the batch's pseudo-labelled items (``batch[pseudo_key]`` (N,), nonzero =
+    pseudo; ``source`` of ``selftrain.mix_real_pseudo``: 0 real, 1 pseudo); every valid pixel
+    when the batch has no such key."""
+    if pseudo_key not in batch:
+        return valid
+    flag = torch.as_tensor(batch[pseudo_key], device=valid.device).reshape(-1).bool()
+    if flag.numel() != valid.shape[0]:
+        raise ValueError(f"batch[{pseudo_key!r}] has {flag.numel()} flags for {valid.shape[0]} items")
+    return valid & flag.view(-1, 1, 1)
+
+
+def model_regularized_loss(logits: torch.Tensor, target: torch.Tensor, pseudo: torch.Tensor | None = None,
+                           weight: float = 0.1, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Cross-entropy plus the CRST model regularizer (CSST Eq. 7; CRST's MR-KLD).
+
+    ``sum_valid CE(x, y) + weight * sum_pseudo R(x)``, divided by the number of valid pixels, with
+    ``R(x) = -(1/C) sum_c log softmax(x)_c`` (= KL(uniform || p) + log C): the "-log p_S(x')" term
+    of Eq. 7 averaged over classes, which is smallest for a flat prediction and so punishes sharp
+    (over-confident) outputs on the pseudo-labelled pixels ``pseudo`` (N, H, W) bool (default:
+    every valid pixel). The pseudo labels themselves stay hard. float32 throughout.
+    """
+    if weight < 0:
+        raise ValueError(f"model_regularizer: weight must be >= 0, got {weight}")
+    x = match_size(logits, target)
+    valid = target != ignore_index
+    n = valid.sum()
+    if int(n) == 0:
+        return _zero(x)
+    logp = torch.log_softmax(x, 1)
+    ce = -logp.gather(1, torch.where(valid, target, 0).long().unsqueeze(1)).squeeze(1)
+    reg = -logp.mean(1)
+    pseudo = valid if pseudo is None else (pseudo.to(valid.device) & valid)
+    return (ce[valid].sum() + weight * reg[pseudo].sum()) / n
+
+
+@register_loss("model_regularizer")
+def _model_regularizer(weight: float = 0.1, pseudo_key: str = "source", ignore_index: int = IGNORE_INDEX,
+                       aux_weight: float = 0.4) -> LossFn:
+    """CSST Eq. 7: hard-label CE + ``weight`` x CRST model regularizer on the items whose
+    ``batch[pseudo_key]`` is nonzero (``source`` 1 = pseudo in a real:pseudo mix; all items when
+    the batch has no such key)."""
+    if weight < 0:
+        raise ValueError(f"model_regularizer: weight must be >= 0, got {weight}")
+
+    def fn(x, b):
+        valid = b["label"] != ignore_index
+        return model_regularized_loss(x, b["label"], _pseudo_pixels(b, valid, pseudo_key), weight, ignore_index)
+    return _with_aux_batch(fn, aux_weight)
+
+
+def online_pseudo_labels(logits: torch.Tensor, target: torch.Tensor, threshold: float | None = None,
+                         online_label: int = ONLINE_LABEL, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """``target`` with every ``online_label`` pixel replaced by the model's own current argmax
+    (CSST Eq. 4: the pseudo labels y' are hidden variables re-estimated at every step).
+
+    For fixed network weights, the one-hot y' minimising ``-sum y' log p(x')`` is exactly
+    ``argmax p(x')``, so this is the y'-step of minimising Eq. 4 by alternation; no gradient flows
+    through it. With ``threshold``, online pixels whose top probability is below it are ignored.
+    """
+    x = match_size(logits.detach(), target)
+    online = target == online_label
+    prob, pred = torch.softmax(x, 1).max(1)
+    if threshold is not None:
+        online_kept = online & (prob >= threshold)
+        pred = torch.where(online_kept, pred, ignore_index)
+    return torch.where(online, pred, target.long())
+
+
+@register_loss("consistency")
+def _consistency(threshold: float | None = None, unlabeled_weight: float = 1.0,
+                 online_label: int = ONLINE_LABEL, ignore_index: int = IGNORE_INDEX,
+                 aux_weight: float = 0.4) -> LossFn:
+    """Consistency regularization, one network (CSST Eq. 4): CE on real labels plus
+    ``unlabeled_weight`` x CE on the pixels labelled ``online_label``, whose targets are the
+    model's own argmax of this very forward pass (:func:`online_pseudo_labels`). Both terms are
+    sums over their pixels divided by the number of counted pixels, as Eq. 4 sums them."""
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"consistency: threshold must be in [0, 1] or None, got {threshold}")
+    if unlabeled_weight < 0:
+        raise ValueError(f"consistency: unlabeled_weight must be >= 0, got {unlabeled_weight}")
+
+    def fn(x, b):
+        target = b["label"]
+        full = online_pseudo_labels(x, target, threshold, online_label, ignore_index)
+        xf = match_size(x, target)
+        valid = full != ignore_index
+        if not valid.any():
+            return _zero(xf)
+        pixel = F.cross_entropy(xf, torch.where(valid, full, 0), reduction="none")
+        w = torch.where(target == online_label, float(unlabeled_weight), 1.0)
+        return (pixel * w)[valid].sum() / valid.sum()
+    return _with_aux_batch(fn, aux_weight)

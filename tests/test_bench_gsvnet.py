@@ -1,4 +1,4 @@
-"""benchmarks/bench_gsvnet.py: the throughput formula, the Fig. A9 breakdown and the JSON line."""
+"""benchmarks/gsvnet_speed.py: the throughput formula, the Fig. A9 breakdown and the JSON line."""
 from __future__ import annotations
 
 import importlib.util
@@ -12,8 +12,8 @@ from paperlib.video import GSVNet
 
 
 def _bench():
-    path = repro.REPO_ROOT / "benchmarks" / "bench_gsvnet.py"
-    spec = importlib.util.spec_from_file_location("bench_gsvnet", path)
+    path = repro.REPO_ROOT / "benchmarks" / "gsvnet_speed.py"
+    spec = importlib.util.spec_from_file_location("gsvnet_speed", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -52,6 +52,22 @@ def test_crf_keeps_confident_prediction_and_defaults():
                          "w_bilateral": 3.0, "w_gaussian": 3.0}
 
 
+def test_downsampled_crf_still_fixes_the_boundary():
+    truth, img, rng = _two_regions(h=48, w=64, edge=32)
+    p1 = np.where(truth == 1, 0.7, 0.3)
+    band = np.abs(np.arange(truth.shape[1]) - 31.5)[None, :] < 6
+    p1 = np.where(band & (rng.random(truth.shape) < 0.5), 1 - p1, p1)
+    probs = np.stack([1 - p1, p1])
+    before = (probs.argmax(0) == truth).mean()
+    labels = dense_crf(probs, img, downsample=2)
+    assert labels.shape == truth.shape and before < 0.93
+    assert (labels == truth).mean() > 0.98
+    q = dense_crf(probs, img, downsample=2, return_probs=True)
+    assert q.shape == probs.shape and np.allclose(q.sum(0), 1, atol=1e-3)
+    with pytest.raises(ValueError, match="downsample"):
+        dense_crf(probs, img, downsample=0)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(probs=np.ones((1, 4, 4))), "L >= 2"),
     (dict(image=np.zeros((4, 5, 3), np.uint8)), "matching"),
@@ -64,3 +80,22 @@ def test_crf_bad_input(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         dense_crf(**args)
+
+
+def test_crf_cost_benchmark_runs_small():
+    """benchmarks/duchdc_crf_cost.py on a tiny frame: every setting timed, the paper's is the reference."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "duchdc_crf_cost.py"
+    spec = importlib.util.spec_from_file_location("duchdc_crf_cost", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    truth, img, _ = _two_regions(h=32, w=64, edge=30)
+    probs = np.stack([np.where(truth == 0, 0.6, 0.4), np.where(truth == 1, 0.6, 0.4), np.full(truth.shape, 0.1)])
+    bench.frame = lambda size, classes: (img, truth, (probs / probs.sum(0)).astype(np.float32))  # skip the world
+    res = bench.run((32, 64), classes=3)
+    first = res["settings"][0]
+    assert first["iterations"] == 10 and first["downsample"] == 1 and first["agree_pct"] == 100.0
+    assert len(res["settings"]) == len(bench.SETTINGS)
+    assert all(s["cpu_seconds"] >= 0 and 0 <= s["agree_pct"] <= 100 for s in res["settings"])
+    assert "s/frame" not in bench.report(res) and "CPU s" in bench.report(res)

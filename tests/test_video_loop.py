@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperlib.data.synthetic import SyntheticWorld
-from paperlib.video import (GSVNet, KeyframeSegmenter, evaluate_intervals, frame_tensor, interval_pairs,
-                            keyframe_schedule, miou_by_position, nonkey_loss, sample_sequences, segment_video,
-                            train_nonkey, write_overlay_video)
+from paperlib.video import (GSVNet, KeyframeSegmenter, evaluate_intervals, frame_tensor, interval_metrics,
+                            interval_pairs, keyframe_schedule, miou_by_position, nonkey_loss, sample_sequences,
+                            save_overlay_video, segment_video, train_nonkey, write_overlay_video)
 
 C = 19
 
@@ -197,3 +197,40 @@ def test_overlay_video_is_written(tmp_path, clip):
     assert n == 3
     with pytest.raises(ValueError, match="alpha"):
         write_overlay_video(tmp_path / "x.avi", clip.frames[:3], preds, alpha=2)
+
+
+def test_interval_metrics_from_a_longer_run_equal_a_direct_run(clip):
+    """One l = 4 evaluation holds every shorter interval's pairs: l = 2 derived == l = 2 run."""
+    key, pf = KeyframeSegmenter(ColourKey(), scale=0.75), small_pf()
+    long = evaluate_intervals([clip], key, pf, interval=4, label_index=5, progress=False)
+    short = evaluate_intervals([clip], key, pf, interval=2, label_index=5, progress=False)
+    derived = interval_metrics(long["confusions"], 2)
+    assert derived["avg_miou"] == pytest.approx(short["avg_miou"])
+    assert derived["min_miou"] == pytest.approx(short["min_miou"])
+    assert interval_metrics(long["confusions"], 4)["avg_miou"] == pytest.approx(long["avg_miou"])
+    with pytest.raises(ValueError, match="interval"):
+        interval_metrics(long["confusions"], 5)
+
+
+def test_evaluation_leaves_the_wrapped_model_in_its_own_mode(clip):
+    """A fresh KeyframeSegmenter (train mode) around an eval-mode model must not flip the model
+    to train mode when evaluate_intervals / segment_video restore modes."""
+    model = ColourKey().eval()
+    pf = small_pf().train()
+    evaluate_intervals([clip], KeyframeSegmenter(model), pf, interval=2, label_index=5, progress=False)
+    segment_video(clip.frames[:2], model, pf, interval=2, progress=False)
+    assert not model.training and pf.training
+
+
+def test_save_overlay_video_writes_video_and_manifest(tmp_path, clip, monkeypatch):
+    import json
+
+    log = tmp_path / "writes.log"
+    monkeypatch.setenv("PAPERLIB_WRITES_LOG", str(log))
+    paths = save_overlay_video(clip.frames[:3], np.asarray(clip.labels[:3]), "gsvnet", "demo", profile="smoke",
+                               root=tmp_path, fps=5)
+    assert paths["avi"].name == "demo.smoke.avi" and paths["avi"].stat().st_size > 0
+    manifest = json.loads(paths["json"].read_text())
+    assert manifest["kind"] == "video" and manifest["frames"] == 3 and "demo.smoke.avi" in manifest["files"]
+    assert log.read_text().split() == ["figures/gsvnet/demo.smoke"]
+    assert sorted(p.name for p in paths["avi"].parent.iterdir()) == ["demo.smoke.avi", "demo.smoke.json"]

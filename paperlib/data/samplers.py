@@ -506,3 +506,48 @@ class CentroidSampler(_PlanSampler):
 
     def _draw(self, rng: np.random.Generator) -> np.ndarray:
         return np.concatenate([balanced_rows(rng, pools, n) for pools, n in self.parts])
+
+
+class MixSampler(_PlanSampler):
+    """Random crops with an exact number of samples from each part of a dataset per epoch
+    (self-training Sec. 4.3 / CSST Sec. 4.3.1: "1.5K real and 4.5K pseudo labels per epoch").
+
+    ``source``: part number of every image (``ConcatSegDataset.source``: 0 = real, 1 = pseudo);
+    ``counts[p]``: samples taken from part ``p`` in every epoch. Each part is walked through in
+    shuffled passes that continue across epochs (epoch ``e`` takes positions
+    ``e * counts[p] ... (e + 1) * counts[p] - 1`` of the stream; pass ``k`` is a permutation seeded
+    by ``(seed, p, k)``), so a pseudo pool larger than ``counts[p]`` is used image by image
+    before any image repeats. The epoch plan is shuffled, so real and pseudo samples interleave.
+    The centroid-sampling counterpart is ``CentroidSampler(real_pseudo_ratio=counts,
+    num_samples=sum(counts))``.
+    """
+
+    def __init__(self, source: Sequence[int] | np.ndarray, counts: Sequence[int], seed: int = 0,
+                 num_replicas: int | None = None, rank: int | None = None):
+        counts = [int(c) for c in counts]
+        if any(c < 0 for c in counts) or sum(counts) <= 0:
+            raise ValueError(f"counts must be non-negative with a positive sum, got {counts}")
+        self.source = np.asarray(source, dtype=np.int64)
+        self.members = [np.flatnonzero(self.source == p) for p in range(len(counts))]
+        for p, (m, c) in enumerate(zip(self.members, counts)):
+            if c and not len(m):
+                raise ValueError(f"counts[{p}] = {c} but the dataset has no image of part {p}")
+        self.counts = counts
+        super().__init__(sum(counts), seed, num_replicas, rank)
+
+    def _stream(self, part: int, start: int, n: int) -> np.ndarray:
+        """Positions ``start .. start + n - 1`` of part ``part``'s stream of shuffled passes."""
+        m = len(self.members[part])
+        passes = range(start // m, (start + n - 1) // m + 1)
+        perm = np.concatenate([np.random.default_rng([self.seed, part, k]).permutation(m) for k in passes])
+        off = start - passes[0] * m
+        return self.members[part][perm[off:off + n]]
+
+    def plan(self, epoch: int | None = None) -> np.ndarray:
+        self._plan_epoch = self.epoch if epoch is None else int(epoch)
+        return super().plan(epoch)
+
+    def _draw(self, rng: np.random.Generator) -> np.ndarray:
+        e = self._plan_epoch
+        idx = np.concatenate([self._stream(p, e * c, c) for p, c in enumerate(self.counts) if c])
+        return np.column_stack([idx, np.full((len(idx), 2), -1)]).astype(np.int64)

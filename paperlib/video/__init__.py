@@ -4,13 +4,16 @@
 intra network phi, guided spatially-varying convolution (Eq. 2), ``GSVNet`` (= PF).
 ``loop``: keyframe schedule, ``segment_video``, the avg / min mIoU protocol (Sec. 4.1) and the
 training of the non-keyframe part.
+``train``: trained keyframe networks and PF variants cached on disk, flow-net pre-training.
 """
 from .gsvnet import (GSVNet, GuidedSVConv, GuidingNetwork, IdealDelayKernels, IntraNet, LightFlowNet,
                      SegmentationWarp, backward_warp, edge_map, guided_filter, ideal_delay_offsets,
                      nonkey_complexity, normalize_guidance, resize_flow)
-from .loop import (KeyframeSegmenter, evaluate_intervals, flow_tensor, frame_tensor, interval_pairs,
+from .loop import (KeyframeSegmenter, evaluate_intervals, flow_tensor, frame_tensor, interval_metrics, interval_pairs,
                    keyframe_schedule, miou_by_position, nonkey_loss, propagate, sample_sequences, segment_video,
-                   train_nonkey, write_overlay_video)
+                   save_overlay_video, train_nonkey, write_overlay_video)
+from .train import (cached_module, flow_epe, keyframe_cache_path, pretrain_flownet, pretrained_keyframe,
+                    trained_pf)
 
 __all__ = [
     # gsvnet
@@ -18,7 +21,9 @@ __all__ = [
     "backward_warp", "edge_map", "guided_filter", "ideal_delay_offsets", "nonkey_complexity", "normalize_guidance",
     "resize_flow",
     # loop
-    "KeyframeSegmenter", "evaluate_intervals", "flow_tensor", "frame_tensor", "interval_pairs", "keyframe_schedule",
-    "miou_by_position", "nonkey_loss", "propagate", "sample_sequences", "segment_video", "train_nonkey",
+    "KeyframeSegmenter", "evaluate_intervals", "flow_tensor", "frame_tensor", "interval_metrics", "interval_pairs", "keyframe_schedule",
+    "miou_by_position", "nonkey_loss", "propagate", "sample_sequences", "save_overlay_video", "segment_video", "train_nonkey",
     "write_overlay_video",
+    # train
+    "cached_module", "flow_epe", "keyframe_cache_path", "pretrain_flownet", "pretrained_keyframe", "trained_pf",
 ]

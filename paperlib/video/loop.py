@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence, Union
 
@@ -108,6 +109,20 @@ class KeyframeSegmenter(nn.Module):
         return F.interpolate(out, size=grid, mode="bilinear", align_corners=False)
 
 
+@contextmanager
+def eval_mode(*modules: nn.Module):
+    """Put ``modules`` in eval mode and restore every submodule's own mode afterwards (a fresh
+    wrapper in train mode around a model in eval mode must not leave the model in train mode)."""
+    saved = [(m, m.training) for mod in modules for m in mod.modules()]
+    for mod in modules:
+        mod.eval()
+    try:
+        yield
+    finally:
+        for m, was in saved:
+            m.training = was
+
+
 def _as_key(key_model: nn.Module, key_scale: float, stride: int) -> KeyframeSegmenter:
     return key_model if isinstance(key_model, KeyframeSegmenter) else KeyframeSegmenter(key_model, key_scale, stride)
 
@@ -143,15 +158,11 @@ def segment_video(frames: Frames, key_model: nn.Module, gsv: GSVNet, interval: i
     if len(frames) == 0:
         raise ValueError("segment_video needs at least one frame")
     key = _as_key(key_model, key_scale, gsv.stride)
-    key_was, pf_was = key.training, gsv.training
-    key.eval(), gsv.eval()
-    try:
-        preds = []
+    preds = []
+    with eval_mode(key, gsv):
         for seg, frame in zip(propagate(frames, key, gsv, interval, flows, device, progress), frames):
             size = out_size or (tuple(frame.shape[:2]) if isinstance(frame, np.ndarray) else tuple(frame.shape[-2:]))
             preds.append(F.interpolate(seg, size=size, mode="bilinear", align_corners=False).argmax(1)[0].cpu())
-    finally:
-        key.train(key_was), gsv.train(pf_was)
     return torch.stack(preds)
 
 
@@ -165,13 +176,12 @@ def evaluate_intervals(clips: Iterable, key_model: nn.Module, gsv: GSVNet, inter
     ``interval_pairs`` propagate from keyframe ``b - i`` to ``b`` and score frame b at full resolution.
 
     Returns ``avg_miou`` (one confusion matrix pooled over all distances), ``min_miou`` (distance
-    l - 1), ``miou_by_distance`` (list, index i) and ``pairs``."""
+    l - 1), ``miou_by_distance`` (list, index i), ``pairs`` and ``confusions`` (one
+    ``ConfusionMatrix`` per distance; ``interval_metrics`` derives every shorter interval)."""
     pairs = interval_pairs(interval, label_index)
     key = _as_key(key_model, key_scale, gsv.stride)
-    key_was, pf_was = key.training, gsv.training
-    key.eval(), gsv.eval()
     per_dist = [ConfusionMatrix(num_classes) for _ in pairs]
-    try:
+    with eval_mode(key, gsv):
         for clip in tqdm(clips, desc=f"GSVNet eval l={interval}", disable=not progress):
             label = torch.as_tensor(np.asarray(clip.labels[label_index])).long()
             for i, (a, b) in enumerate(pairs):
@@ -179,13 +189,23 @@ def evaluate_intervals(clips: Iterable, key_model: nn.Module, gsv: GSVNet, inter
                 *_, seg = propagate(clip.frames[a:b + 1], key, gsv, b - a + 1, flows, device)
                 pred = F.interpolate(seg, size=label.shape, mode="bilinear", align_corners=False).argmax(1)[0]
                 per_dist[i].update(pred.cpu(), label)
-    finally:
-        key.train(key_was), gsv.train(pf_was)
     pooled = ConfusionMatrix(num_classes)
     for cm in per_dist:
         pooled.merge(cm)
     return {"avg_miou": pooled.miou(), "min_miou": per_dist[-1].miou(),
-            "miou_by_distance": [cm.miou() for cm in per_dist], "pairs": pairs}
+            "miou_by_distance": [cm.miou() for cm in per_dist], "pairs": pairs, "confusions": per_dist}
+
+
+def interval_metrics(confusions: Sequence[ConfusionMatrix], interval: int) -> dict:
+    """Avg / min mIoU at a shorter interval from one ``evaluate_intervals`` run at a longer one:
+    interval l uses the pairs at distances 0..l-1, a prefix of the longer run's pairs, so
+    ``avg_miou`` pools ``confusions[:l]`` and ``min_miou`` is ``confusions[l - 1]``'s mIoU."""
+    if not 1 <= interval <= len(confusions):
+        raise ValueError(f"interval must be in 1..{len(confusions)} (the distances evaluated), got {interval}")
+    pooled = ConfusionMatrix(confusions[0].num_classes)
+    for cm in confusions[:interval]:
+        pooled.merge(cm)
+    return {"avg_miou": pooled.miou(), "min_miou": confusions[interval - 1].miou()}
 
 
 def miou_by_position(preds, labels, interval: int, num_classes: int = 19) -> list[float]:
@@ -338,3 +358,22 @@ def write_overlay_video(path, frames, preds, fps: float = 10.0, alpha: float = 0
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def save_overlay_video(frames, preds, paper: str, figure_id: str, *, profile: str, params=None, started=None,
+                       notes=None, fps: float = 10.0, alpha: float = 0.5, root=None) -> dict:
+    """The overlay demo as a versioned figure: ``figures/<paper>/<figure_id>.<profile>.avi`` (MJPG,
+    ``write_overlay_video``) plus its manifest ``.json``, written together atomically, like
+    ``repro.save_figure`` does for a PNG. Returns ``{"avi": path, "json": path}``."""
+    from paperlib import repro
+
+    manifest_path = repro.figure_paths(paper, figure_id, profile, root)["json"]
+    paths = {"avi": manifest_path.with_suffix(".avi"), "json": manifest_path}
+    with tempfile.TemporaryDirectory() as d:
+        data = write_overlay_video(Path(d) / "overlay.avi", frames, preds, fps, alpha).read_bytes()
+    manifest = repro.make_manifest("video", paper, figure_id, profile, data, files=list(paths.values()),
+                                   params=params, started=started, notes=notes,
+                                   extra={"frames": len(frames), "fps": fps, "alpha": alpha})
+    repro.atomic_write_files({paths["avi"]: data, paths["json"]: repro._dump_json(manifest)})
+    repro._log_write(f"figures/{paper}/{figure_id}.{profile}")
+    return paths

@@ -20,7 +20,7 @@ disturbed by other jobs, as ``timeit`` advises), with ``torch.cuda.synchronize``
 random (speed does not depend on them). Targets (issue 8, CPU at 1024x2048): non-key <= 1/10 of
 key, l = 4 throughput >= 2.5x keyframe-only, feature-space warp >= 3x output-space warp.
 
-    python benchmarks/bench_gsvnet.py [--size 1024 2048] [--repeats 3] [--threads 1]
+    python benchmarks/gsvnet_speed.py [--size 1024 2048] [--repeats 3] [--threads 1]
                                       [--device cpu|cuda] [--loop] [--json]
 """
 from __future__ import annotations

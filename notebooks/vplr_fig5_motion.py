@@ -1,0 +1,305 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+# paperlib: writes tables/vplr/fig5b, tables/vplr/fig5b_label_accuracy, figures/vplr/fig5b, figures/vplr/fig5a
+
+# %% [markdown]
+# # VPLR Figure 5: learned motion vectors vs optical flow
+#
+# VPLR (Zhu et al., CVPR 2019) propagates labelled frames with the motion vectors of a network G
+# trained to predict (Eq. 1) or reconstruct (Eq. 3) the next frame by sampling the current one,
+# `I_{t+1}(p) ~ I_t(p + m(p))`. Sec. 3.1 argues why this beats propagating with optical flow:
+# flow is undefined where a pixel was hidden in the previous frame, so sampling past frames with
+# flow "will duplicate foreground objects, create undefined holes or stretch image borders",
+# while G's vectors are trained to produce the right *next frame*, disocclusions included.
+# Figure 5a shows FlowNet2's doubled car and rider next to the learned vectors; Figure 5b shows
+# mIoU vs propagation length for *label relaxation only* (no propagated data), *+ learned motion
+# vectors* and *+ FlowNet2*: the learned vectors win at every length, the gap grows with length,
+# and FlowNet2 falls below the baseline at `+-1`, `+-4` and `+-5`.
+#
+# **Here.** Three motions propagate the synthetic world's labelled frames, jointly for frame and
+# label (JP, Sec. 3.2): the learned **VRec** motion vectors (`MotionNet`, reconstruction mode,
+# trained self-supervised on the world's frames, DIS as its input flow; cached and shared with
+# Tables 2 and 6), classical **DIS** optical flow (the FlowNet2 stand-in; a classical flow is
+# weaker than FlowNet2, so this is a harder baseline to lose to, not an easier one), and, where
+# only the synthetic world allows it, the **exact** flow of the renderer. Two measurements:
+#
+# 1. **propagated-label accuracy vs k** (no training): every labelled frame of the validation
+#    snippets is propagated `+-1..+-5` steps and its label is scored against the world's clean
+#    label (LP: against the label of the real frame `i+k`; JP: against the label of the
+#    propagated frame, see `paperlib.propagation.quality` and the `vplr_label_quality` notebook)
+#    -- something the paper could not measure;
+# 2. **mIoU vs k** (the paper's Figure 5b): a segmentation model trained with boundary relaxation
+#    (`loss="relaxation"`, Eq. 5) on the real set plus the JP samples at `+-k`.
+#
+# **cpu sizes**: the cpu world (96 training snippets, 128x256; the 24 validation snippets for the
+# accuracy), `k` in {0, 1, 3, 5} for mIoU (2 and 4 skipped to fit the time budget), 2 seeds,
+# 250 steps of batch 8 on 96x96 crops.
+
+# %% tags=["parameters"]
+profile = "smoke"
+ks = None          # None: the profile's lengths for mIoU (smoke [0, 1, 2], cpu [0, 1, 3, 5], gpu 0..5)
+seeds = None       # None: the profile's seeds (smoke [0], cpu [0, 1])
+steps = None       # None: the profile's steps (cpu: 250)
+k_max = 5          # label accuracy is measured at +-1..+-k_max
+quality_clips = None  # None: all validation snippets (smoke 2)
+
+# %%
+import time
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from paperlib import engine
+from paperlib.config import config_from_params
+from paperlib.data import get_dataset, world_splits
+from paperlib.data.synthetic import SyntheticWorld
+from paperlib.data.transforms import build_eval_transform
+from paperlib.propagation import dis_flows, exact_flow, flow_motion, model_motion, motion_model_for, propagate
+from paperlib.propagation import propagated_train_set
+from paperlib.propagation.quality import clip_quality, soft_propagate
+from paperlib.repro import check_params, save_figure, write_table
+
+STARTED = time.time()
+
+
+def int_list_or_none(v):
+    """None or a non-empty list of distinct ints >= 0"""
+    return v is None or (isinstance(v, (list, tuple)) and len(v) > 0 and len(set(v)) == len(v)
+                         and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v))
+
+
+def lengths_or_none(v):
+    """None or a list of distinct propagation lengths in 0..10 that includes 0 (the baseline)"""
+    return v is None or (int_list_or_none(v) and 0 in v and max(v) <= 10)
+
+
+def k_range(v):
+    """k_max must be an int in 1..10"""
+    return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 10
+
+
+ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "ks": lengths_or_none, "seeds": int_list_or_none,
+           "steps": (int, type(None)), "k_max": k_range, "quality_clips": (int, type(None))}
+params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
+if steps is not None and steps < 1:
+    raise ValueError(f"steps must be >= 1 or None, got {steps}")
+if quality_clips is not None and quality_clips < 1:
+    raise ValueError(f"quality_clips must be >= 1 or None, got {quality_clips}")
+
+SCALE = {"smoke": dict(ks=[0, 1, 2], seeds=[0], steps=None, crop_size=None, quality_clips=2),
+         "cpu": dict(ks=[0, 1, 3, 5], seeds=[0, 1], steps=250, crop_size=(96, 96), quality_clips=None),
+         "gpu": dict(ks=[0, 1, 2, 3, 4, 5], seeds=[0, 1, 2], steps=None, crop_size=None, quality_clips=None),
+         "paper": dict(ks=[0, 1, 2, 3, 4, 5], seeds=[0], steps=None, crop_size=None, quality_clips=None)}[profile]
+KS, SEEDS = sorted(ks or SCALE["ks"]), list(seeds or SCALE["seeds"])
+over = dict(name="vplr_fig5", progress=False, loss="relaxation")
+for key in ("steps", "crop_size"):
+    if SCALE[key] is not None:
+        over[key] = SCALE[key]
+if steps is not None:
+    over["steps"] = steps
+base = config_from_params(profile, **over)  # fails fast, naming a bad parameter
+n_val = world_splits(base.world_clips)["val"]
+N_QUALITY = min(quality_clips or SCALE["quality_clips"] or n_val, n_val)
+params.update(ks=KS, seeds=SEEDS, quality_clips=N_QUALITY, config=base.to_dict())
+print(f"mIoU: k in {KS}, seeds {SEEDS}, {base.model} width {base.model_width}, {base.steps} steps, crop "
+      f"{base.crop_size}, loss {base.loss}; label accuracy: {N_QUALITY} validation snippets, k = ±1..±{k_max}")
+
+# %% [markdown]
+# ## Propagated-label accuracy vs k
+# The validation snippets of the same world (clip indices after the training ones, so G never saw
+# them), rendered with their exact flow; the labelled frame is frame 19 of 30, as in the export.
+
+# %%
+G = {"VRec": motion_model_for(base, "vrec"), "VPred": motion_model_for(base, "vpred")}
+world = SyntheticWorld(base.world_domain, size=base.world_image_size, seed=base.seed)
+START = 19
+MOTIONS = {"learned (VRec)": lambda c: model_motion(G["VRec"], c.frames, dis_flows(c.frames)),
+           "learned (VPred)": lambda c: model_motion(G["VPred"], c.frames, dis_flows(c.frames)),
+           "DIS flow": lambda c: flow_motion(dis_flows(c.frames)),
+           "exact flow": lambda c: flow_motion(exact_flow(c))}
+pooled, per_clip, clips = {}, [], []
+for i in tqdm(range(N_QUALITY), desc="validation snippets"):
+    clip = world.clip(base.world_clips + i, 30, flow=True)
+    clips.append(clip)
+    for motion, make in MOTIONS.items():
+        for (pairing, off), q in clip_quality(clip.frames, clip.labels, START, k_max, make(clip)).items():
+            key = (motion, pairing, off)
+            pooled[key] = pooled[key].merge(q) if key in pooled else q
+            per_clip.append({"motion": motion, "pairing": pairing, "k": off, "acc": q.summary()["accuracy"]})
+spread = pd.DataFrame(per_clip).groupby(["motion", "pairing", "k"])["acc"].std()
+acc = pd.DataFrame([{"motion": m, "pairing": p, "k": off, "accuracy": 100 * q.summary()["accuracy"],
+                     "accuracy_std_clips": 100 * spread.get((m, p, off), np.nan),
+                     "miou": 100 * q.summary()["miou"], "coverage": 100 * q.summary()["coverage"],
+                     "image_error": q.summary()["image_error"]} for (m, p, off), q in pooled.items()])
+acc = acc.sort_values(["pairing", "motion", "k"]).reset_index(drop=True)
+acc.pivot_table(index=["pairing", "motion"], columns="k", values="accuracy").round(2)
+
+# %% [markdown]
+# ## mIoU vs k (the paper's Figure 5b)
+# Label relaxation in every run; k = 0 ("relaxation only") is the real set alone.
+
+# %%
+val_set = get_dataset(base, base.val_split, build_eval_transform())
+TRAIN = {"learned MV (VRec)": dict(motion="vrec", motion_model=G["VRec"]), "DIS flow": dict(motion="flow")}
+sets = {("relaxation only", 0): propagated_train_set(base, k=0)}
+sets.update({(name, k): propagated_train_set(base, joint=True, k=k, **opts)
+             for name, opts in TRAIN.items() for k in KS if k > 0})
+rows = []
+for (name, k), s in tqdm([(key, s) for key in sets for s in SEEDS], desc="trainings"):
+    cfg = base.replace(seed=s, name=f"vplr_fig5_{k}_{s}")
+    out = engine.train(cfg, train_set=sets[(name, k)], val_set=val_set)
+    for method in (TRAIN if k == 0 else [name]):
+        rows.append({"method": method, "k": k, "seed": s, "mIoU": 100 * out["metrics"]["miou"]})
+    print(f"{name:18s} k=±{k} seed {s}: mIoU {100 * out['metrics']['miou']:.2f} ({out['wall_time']:.0f} s)")
+table = pd.DataFrame(rows)
+agg = table.groupby(["method", "k"], sort=False)["mIoU"].agg(["mean", "std"]).reset_index()
+agg.pivot(index="method", columns="k", values="mean").round(2)
+
+# %%
+import matplotlib.pyplot as plt
+
+COL = {"learned (VRec)": "tab:blue", "learned (VPred)": "tab:purple", "DIS flow": "tab:red",
+       "exact flow": "tab:green", "learned MV (VRec)": "tab:blue"}
+fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+for (motion, pairing), g in acc.groupby(["motion", "pairing"]):
+    ax = axes[0] if pairing == "LP" else axes[1]
+    ax.errorbar(g.k, g.accuracy, yerr=g.accuracy_std_clips, marker="o", ms=3, capsize=2, color=COL[motion],
+                label=motion)
+for ax, title in zip(axes[:2], ("LP: propagated label vs the real frame's label",
+                                "JP: propagated label vs the propagated frame's label")):
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("k (− backward, + forward)")
+    ax.set_ylabel("pixel accuracy (%)")
+    ax.legend(fontsize=8)
+for method, g in agg.groupby("method", sort=False):
+    axes[2].errorbar(g.k, g["mean"], yerr=g["std"].fillna(0), marker="o", capsize=3, color=COL[method],
+                     label=f"relaxation + {method}")
+axes[2].axhline(agg[agg.k == 0]["mean"].iloc[0], color="k", ls="--", lw=1, label="relaxation only (k = 0)")
+axes[2].set_title(f"Fig. 5b: mIoU vs propagation length ({profile}, {len(SEEDS)} seed(s))", fontsize=10)
+axes[2].set_xlabel("propagation length ±k")
+axes[2].set_ylabel("mIoU (%)")
+axes[2].legend(fontsize=8)
+plt.tight_layout()
+save_figure(fig, "vplr", "fig5b", profile=profile, params=params, seeds=SEEDS, started=STARTED,
+            notes="Left/middle: propagated-label accuracy vs k per motion (error bars: std over snippets). "
+                  "Right: mIoU vs k with learned motion vectors vs DIS flow, boundary relaxation in every run.")
+
+# %% [markdown]
+# ## Figure 5a-style: what each motion does to a frame and its label
+# The validation snippet whose label at `+k_max` differs most between the learned vectors and
+# DIS flow. Rows: motions. Columns: the propagated frame (JP image), the propagated label, the
+# real frame `i+k` with the LP label errors in red (against its clean label), and the pixels
+# where the propagated label is void (black) or wrong (red).
+
+# %%
+from paperlib.data.labels import colorize
+
+SHOW = ("learned (VRec)", "DIS flow", "exact flow")
+
+
+def props(clip, motion):
+    images, labels = propagate(clip.frames, clip.labels[START], START, k_max, MOTIONS[motion](clip))
+    return images[-1], labels[-1]
+
+
+diffs = [np.mean(props(c, SHOW[0])[1] != props(c, SHOW[1])[1]) for c in clips]
+ex = clips[int(np.argmax(diffs))]
+truth, real = ex.labels[START + k_max], ex.frames[START + k_max]
+fig, axes = plt.subplots(len(SHOW), 4, figsize=(16, 2.3 * len(SHOW)))
+for r, motion in enumerate(SHOW):
+    img, lab = props(ex, motion)
+    wrong = (lab != truth) & (lab != 255) & (truth != 255)
+    over = real.copy()
+    over[wrong] = (255, 0, 0)
+    err = np.full_like(real, 255)
+    err[lab == 255] = 0
+    err[wrong] = (255, 0, 0)
+    for c, (im, title) in enumerate([(img, f"{motion}: propagated frame, k=+{k_max}"),
+                                     (colorize(lab), "propagated label"),
+                                     (over, f"LP errors on the real frame ({100 * wrong.mean():.1f}% px)"),
+                                     (err, "void (black) / wrong (red)")]):
+        axes[r, c].imshow(im)
+        axes[r, c].set_title(title, fontsize=8)
+        axes[r, c].axis("off")
+plt.tight_layout()
+save_figure(fig, "vplr", "fig5a", profile=profile, params=params, seeds=SEEDS, started=STARTED,
+            notes=f"Validation snippet {ex.index}, labelled frame {START} propagated +{k_max} steps with each motion.")
+
+# %% [markdown]
+# ## The tables
+# `fig5b`: mIoU (%) per method and k (`mean ± std` over seeds in the markdown). The paper gives
+# Figure 5b only as a plot, so there is no `paper:` column. `fig5b_label_accuracy`: accuracy,
+# mIoU and coverage (%) of the propagated labels, and the JP image error (grey levels).
+
+# %%
+notes = (f"{base.model} (width {base.model_width}), {base.steps} steps (batch {base.batch_size}, crop "
+         f"{base.crop_size[0]}x{base.crop_size[1]}), boundary relaxation, on the synthetic world "
+         f"({base.world_image_size[0]}x{base.world_image_size[1]}, {base.world_clips} training snippets) plus "
+         f"the JP samples at +-k. Learned MV: MotionNet (reconstruction, width {G['VRec'].info['width']}, "
+         f"{G['VRec'].info['steps']} steps). Seeds {SEEDS}. The paper reports this figure only as a plot.")
+write_table(table, "vplr", "fig5b", profile=profile, params=params, seeds=SEEDS, started=STARTED, notes=notes,
+            by=["method", "k"], value_cols=["mIoU"], data_fingerprint=sets[("relaxation only", 0)].fingerprint())
+write_table(acc, "vplr", "fig5b_label_accuracy", profile=profile, params=params, seeds=[base.seed],
+            started=STARTED, by=["motion", "pairing", "k"],
+            notes=f"Propagated labels of {N_QUALITY} validation snippets (frame {START} of 30) scored against the "
+                  f"world's clean labels (see the vplr_label_quality notebook for the definitions). No paper "
+                  f"reports these numbers.")
+
+# %% [markdown]
+# ## Verdicts (computed)
+
+# %%
+M = agg.set_index(["method", "k"])
+PROP = [k for k in KS if k > 0]
+L, D = "learned MV (VRec)", "DIS flow"
+gaps = [M.loc[(L, k), "mean"] - M.loc[(D, k), "mean"] for k in PROP]
+spreads = [np.nanmax([M.loc[(L, k), "std"], M.loc[(D, k), "std"], 0.0]) for k in PROP]
+wins = sum(g > 0 for g in gaps)
+clear = sum(g > s for g, s in zip(gaps, spreads)) if len(SEEDS) > 1 else 0
+checks = [(wins == len(PROP), f"learned MV > DIS flow in mIoU at every k: {wins} of {len(PROP)} ({clear} clearly; "
+                              + ", ".join(f"±{k}: {g:+.2f}" + (f" (spread {s:.2f})" if len(SEEDS) > 1 else "")
+                                          for k, g, s in zip(PROP, gaps, spreads)) + ")")]
+if len(PROP) > 1:
+    checks.append((gaps[-1] > gaps[0], f"the gap grows with k: {gaps[0]:+.2f} at ±{PROP[0]} -> {gaps[-1]:+.2f} "
+                                       f"at ±{PROP[-1]}"))
+b0 = M.loc[(L, 0), "mean"]
+below = [k for k in PROP if M.loc[(D, k), "mean"] < b0]
+checks.append((len(below) > 0, f"DIS flow falls below relaxation only at some k (paper: FlowNet2 at ±1, ±4, ±5): "
+                               f"below at {['±%d' % k for k in below] or 'none'} (baseline {b0:.2f})"))
+checks.append((all(M.loc[(L, k), "mean"] > b0 for k in PROP),
+               "learned MV beats relaxation only at every k: "
+               + ", ".join(f"±{k}: {M.loc[(L, k), 'mean'] - b0:+.2f}" for k in PROP)))
+
+
+def acc_series(motion, pairing):
+    g = acc[(acc.motion == motion) & (acc.pairing == pairing)]
+    return g.set_index("k")["accuracy"]
+
+
+for pairing in ("LP", "JP"):
+    a, b = acc_series("learned (VRec)", pairing), acc_series("DIS flow", pairing)
+    n = int((a > b).sum())
+    checks.append((n == len(a), f"{pairing} label accuracy, learned (VRec) > DIS flow at {n} of {len(a)} lengths "
+                                f"(mean gap {np.mean(a - b):+.2f} points; at +{k_max}: {a[k_max]:.2f} vs "
+                                f"{b[k_max]:.2f}; exact flow {acc_series('exact flow', pairing)[k_max]:.2f})"))
+a, b = acc_series("learned (VRec)", "LP"), acc_series("learned (VPred)", "LP")
+checks.append((bool((a >= b).all()), f"LP label accuracy, VRec >= VPred at {int((a >= b).sum())} of {len(a)} "
+                                     f"lengths (mean gap {np.mean(a - b):+.2f} points)"))
+for ok, text in checks:
+    print(f"{'YES' if ok else 'NO '}  {text}")
+failed = [text.split(":")[0] for ok, text in checks if not ok]
+print(f"\nNot reproduced at the {profile} profile ({base.steps} steps, {len(SEEDS)} seed(s)): "
+      + ("; ".join(failed) if failed else "nothing"))
+if profile == "smoke":
+    print("(smoke trains for a handful of steps: the numbers test the code path, not the paper.)")
+print(f"done in {time.time() - STARTED:.0f} s")

@@ -1,0 +1,207 @@
+"""Helpers for the VPLR ablation notebooks (Table 1, Table 3, Figures 2-4).
+
+- **Stand-in data** for Table 1 (Sec. 4.1 "Mapillary pre-training", "class uniform sampling on
+  fine + coarse"): ``fine_world`` / ``WorldFineLabels`` (the ``city_fine`` domain with its
+  32-class fine labels, the pre-training set), ``reset_classifier`` (a new 19-way head after
+  pre-training), ``coarse_extra_world`` (coarse annotations of extra clips) and
+  ``WithExtra`` (a training set whose extra images are reachable only through a class-uniform
+  sampler's ``extra_index``, so they add centroids of chosen classes and no random crops).
+- **Boundaries and entropy** for Figure 3: ``boundary_pixels`` (|N| > 1 in a window, the
+  pixels Eq. 5 relaxes), ``softmax_entropy`` and ``entropy_by_region``.
+- **Verdicts with the seed spread**: ``compare_seeds``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from paperlib.data.base import DatasetError, SegDataset
+from paperlib.data.datasets import Cityscapes
+from paperlib.data.samplers import ConcatSegDataset
+from paperlib.losses import relaxation_window
+
+IGNORE_INDEX = 255
+
+#: Cityscapes train ids the paper names as gaining most (Sec. 4.2, Table 3): "small/thin object
+#: classes, such as pole, street light/sign, person, rider and bicycle".
+THIN_CLASSES: tuple[int, ...] = (5, 6, 7, 11, 12, 18)
+
+
+# --- stand-in data for Table 1 -----------------------------------------------------------------
+class WorldFineLabels(Cityscapes):
+    """An exported world read with its 32-class fine labels (``*_gtFine_fineIds.png``).
+
+    The pre-training set standing in for Mapillary Vistas (Sec. 4.1: "more classes"): the
+    ``city_fine`` domain splits 13 of the 19 Cityscapes classes (``FINE_CLASSES``).
+    """
+
+    def __init__(self, root, split: str = "train", transform=None):
+        from paperlib.data.synthetic import FINE_CLASSES
+        super().__init__(root, split, transform)
+        self.num_classes, self.class_names = len(FINE_CLASSES), FINE_CLASSES
+        samples = []
+        for s in self.samples:
+            fine = s.label.with_name(s.label.name.replace("_gtFine_labelIds.png", "_gtFine_fineIds.png"))
+            if not fine.is_file():
+                raise DatasetError(f"fine label file not found: {fine} (export a world with fine labels, "
+                                   f"e.g. domain 'city_fine')")
+            samples.append(type(s)(s.image, fine, s.name, s.neighbours))
+        self.samples = samples
+
+    def decode_label(self, raw: np.ndarray, path: Path) -> np.ndarray:
+        return SegDataset.decode_label(self, raw, path)  # fine ids are stored as is (255 void)
+
+
+def fine_world(size, num_clips: int, split: str = "train", transform=None, seed: int = 0,
+               progress: bool = True) -> WorldFineLabels:
+    """The ``city_fine`` world (exported once) as a 32-class dataset."""
+    from paperlib.data import export_world
+    root = export_world("city_fine", tuple(size), num_clips, seed=seed, progress=progress)
+    return WorldFineLabels(root, split, transform)
+
+
+def reset_classifier(model: nn.Module, num_classes: int) -> nn.Module:
+    """Replace the output layer(s) -- every ``Conv2d`` whose output channels equal the model's
+    current number of classes and which is the last conv of the network or named ``classifier``
+    -- by a freshly initialised conv with ``num_classes`` outputs (pre-train, then fine-tune)."""
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError("reset_classifier: the model has no Conv2d layer")
+    old = convs[-1][1].out_channels
+    names = [n for n, m in convs if m.out_channels == old and (n == convs[-1][0] or "classifier" in n)]
+    for name in names:
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        m = getattr(parent, attr)
+        new = nn.Conv2d(m.in_channels, num_classes, m.kernel_size, m.stride, m.padding, m.dilation,
+                        m.groups, m.bias is not None).to(m.weight.device)
+        setattr(parent, attr, new)
+    return model
+
+
+def coarse_extra_world(domain: str, size, num_clips: int, seed: int = 1, transform=None,
+                       progress: bool = True) -> Cityscapes:
+    """Coarse annotations (``gtCoarse``) of ``num_clips`` extra clips: a world of the same domain
+    with another ``seed`` (other streets), read as Cityscapes' ``train_extra`` coarse split."""
+    from paperlib.data import data_dir
+    from paperlib.data.synthetic import SyntheticWorld
+    from paperlib.data.synthetic.export import export
+    h, w = size
+    root = data_dir() / "world" / f"{domain}_{h}x{w}_s{seed}_coarse{num_clips}"
+    world = SyntheticWorld(domain, size=(h, w), seed=seed)
+    export(world, root, splits={"train": 0}, coarse_extra=num_clips, sequence=False, progress=progress)
+    return Cityscapes(root, "train_extra", transform, mode="coarse")
+
+
+class WithExtra(ConcatSegDataset):
+    """``primary`` followed by ``extra``, where only ``primary`` is "the dataset": ``len``,
+    ``load_label`` and ``fingerprint`` are the primary's, so random crops and the centroid index
+    cover the primary images only, while extra image ``j`` loads as key ``len(primary) + j``.
+
+    Pair it with ``ClassUniformSampler(extra_index=<index of extra>, extra_classes=...)`` (the
+    engine passes ``cfg.sampler_options`` through): the coarse set only adds crops of the chosen
+    classes (VPLR Sec. 4.1: "we only augment these classes by providing extra coarse samples").
+    """
+
+    def __init__(self, primary, extra):
+        super().__init__([primary, extra])
+
+    def __len__(self) -> int:
+        return len(self.datasets[0])
+
+    def locate(self, i: int) -> tuple[int, int]:
+        if not 0 <= i < int(self.offsets[-1]):
+            raise IndexError(f"index {i} out of range for WithExtra of {int(self.offsets[-1])} images")
+        d = int(np.searchsorted(self.offsets, i, side="right") - 1)
+        return d, int(i - self.offsets[d])
+
+    def load_label(self, i: int) -> np.ndarray:
+        return self.datasets[0].load_label(i)
+
+    def fingerprint(self) -> str:
+        return self.datasets[0].fingerprint()
+
+
+# --- boundaries and entropy (Figure 3) ---------------------------------------------------------
+def boundary_pixels(label: torch.Tensor, num_classes: int, window: int = 3,
+                    ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Pixels whose ``window`` x ``window`` neighbourhood holds more than one valid class
+    (|N| > 1 in Eq. 5: exactly the pixels boundary relaxation relaxes). ``label`` (H, W) or
+    (N, H, W); returns a bool tensor of the same shape."""
+    lab = label if label.dim() == 3 else label[None]
+    lo, hi = relaxation_window(lab, num_classes, window, ignore_index)
+    out = lo < hi
+    return out if label.dim() == 3 else out[0]
+
+
+def softmax_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy ``-sum_c p_c log p_c`` (nats) of the softmax over dim 1: (N, C, H, W) -> (N, H, W)."""
+    logp = torch.log_softmax(logits.float(), 1)
+    return -(logp.exp() * logp).sum(1)
+
+
+@torch.no_grad()
+def entropy_by_region(model: nn.Module, dataset, num_classes: int, window: int = 3,
+                      ignore_index: int = IGNORE_INDEX, keep: int = 0) -> dict:
+    """Mean softmax entropy of ``model`` on boundary vs interior pixels of ``dataset``.
+
+    Boundary = ``boundary_pixels`` of the ground truth (|N| > 1 in a ``window``), interior = the
+    other labelled pixels; void pixels are left out. Items need normalised ``image`` and
+    ``label``. Returns ``{"boundary", "interior", "ratio", "boundary_share"}`` plus, with
+    ``keep > 0``, ``"maps"``: (image index, entropy (H, W) numpy) of the first ``keep`` items.
+    """
+    from paperlib.engine import predict_logits
+    model.eval()
+    device = next(model.parameters()).device
+    sums = {"boundary": [0.0, 0], "interior": [0.0, 0]}
+    maps = []
+    for k in range(len(dataset)):
+        item = dataset[k]
+        ent = softmax_entropy(predict_logits(model, item["image"][None].to(device)))[0].cpu()
+        lab = item["label"]
+        edge = boundary_pixels(lab, num_classes, window, ignore_index)
+        valid = lab != ignore_index
+        for name, m in (("boundary", edge & valid), ("interior", ~edge & valid)):
+            sums[name][0] += float(ent[m].sum())
+            sums[name][1] += int(m.sum())
+        if k < keep:
+            maps.append((k, ent.numpy()))
+    if sums["boundary"][1] == 0 or sums["interior"][1] == 0:
+        raise ValueError("entropy_by_region: no boundary or no interior pixel in the dataset")
+    out = {name: s / n for name, (s, n) in sums.items()}
+    out["ratio"] = out["boundary"] / max(out["interior"], 1e-12)
+    out["boundary_share"] = sums["boundary"][1] / (sums["boundary"][1] + sums["interior"][1])
+    if keep:
+        out["maps"] = maps
+    return out
+
+
+# --- verdicts ----------------------------------------------------------------------------------
+def compare_seeds(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Is ``a`` >= ``b`` (values over seeds), and is the difference larger than the seed spread?
+
+    ``spread`` is the larger of the two sample standard deviations (ddof=1; 0 with one seed).
+    ``outcome``: ``"higher"`` (diff > spread), ``"lower"`` (diff < -spread) or ``"within
+    spread"``; ``holds`` is ``diff >= 0`` (the direction, whatever the spread).
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.size == 0 or b.size == 0:
+        raise ValueError("compare_seeds: need at least one value on each side")
+    std = [float(np.std(v, ddof=1)) if v.size > 1 else 0.0 for v in (a, b)]
+    diff = float(a.mean() - b.mean())
+    spread = max(std)
+    outcome = "higher" if diff > spread else "lower" if diff < -spread else "within spread"
+    if spread == 0.0 and diff == 0.0:
+        outcome = "within spread"
+    return {"mean_a": float(a.mean()), "mean_b": float(b.mean()), "std_a": std[0], "std_b": std[1],
+            "diff": diff, "spread": spread, "holds": diff >= 0, "outcome": outcome}
+
+
+def describe(c: dict, unit: str = "") -> str:
+    """``compare_seeds`` result as text: ``81.2 ± 0.3 vs 80.1 ± 0.4 (+1.1, spread 0.4: higher)``."""
+    return (f"{c['mean_a']:.2f} ± {c['std_a']:.2f}{unit} vs {c['mean_b']:.2f} ± {c['std_b']:.2f}{unit} "
+            f"({c['diff']:+.2f}, seed spread {c['spread']:.2f}: {c['outcome']})")

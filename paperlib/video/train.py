@@ -1,0 +1,198 @@
+"""Trained GSVNet pieces on the world, cached on disk keyed by everything that made them.
+
+The GSVNet notebooks share one trained keyframe network per architecture (``pretrained_keyframe``)
+and reuse trained PF variants (``cached_module``): a later notebook, or a re-run, loads the weights
+instead of training again. Caches live under ``paperlib.data.data_dir() / "gsvnet"``; the file
+name carries a hash of the parameters, so a change of any parameter trains a new model.
+
+How the flow network O is trained (Sec. 3.3 + appendix C): the paper trains PF end-to-end with
+the segmentation loss only, and the authors' code starts from a *pre-trained* lightweight flow
+net (``optical_flow_network_path``). We pre-train O on the world's exact backward flow
+(``pretrain_flownet``: mean end-point error on the 1/8 grid, a few hundred cheap steps on
+16x32 inputs), then fine-tune it end-to-end with the rest of PF, without flow supervision
+(``loop.train_nonkey``). The exact flow is the world's stand-in for the authors' pre-training.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .gsvnet import GSVNet, resize_flow
+from .loop import flow_tensor, frame_tensor
+
+# TrainConfig fields that do not change the trained weights
+_NOT_IN_KEY = ("name", "progress", "out_dir", "log_every", "workers", "device", "eval_every", "ckpt_every",
+               "resume")
+
+
+def cache_dir() -> Path:
+    """``data_dir()/gsvnet`` (``$PAPERLIB_DATA`` or ``<repo>/data``)."""
+    from paperlib.data import data_dir
+    return data_dir() / "gsvnet"
+
+
+def params_key(params: dict) -> str:
+    """A short, stable hash of a JSON-able parameter dict (key order does not matter)."""
+    text = json.dumps(params, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def keyframe_cache_path(cfg) -> Path:
+    """Where ``pretrained_keyframe(cfg)`` keeps its weights."""
+    d = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IN_KEY}
+    return cache_dir() / "keyframe" / f"{cfg.model}_{params_key(d)}.pt"
+
+
+def pretrained_keyframe(cfg, progress: bool = True) -> tuple[nn.Module, dict]:
+    """The keyframe network N of Fig. 1 trained as ``cfg`` (a ``TrainConfig``) says, once.
+
+    The first call trains with ``paperlib.engine.train(cfg)`` (which also evaluates on the
+    validation split) and saves the weights atomically; later calls with the same config load
+    them. Returns ``(model in eval mode, info)``; ``info``: ``miou`` (validation, 0..1),
+    ``steps``, ``wall_time`` (of the training), ``cached`` (True when loaded), ``path``."""
+    from paperlib.engine import load_checkpoint, save_checkpoint, train
+    from paperlib.models import build
+
+    path = keyframe_cache_path(cfg)
+    opts = dict(cfg.model_options, **({"width": cfg.model_width} if cfg.model_width else {}))
+    if path.is_file():
+        state = load_checkpoint(path)
+        model = build(cfg.model, num_classes=cfg.num_classes, **opts)
+        model.load_state_dict(state["model"])
+        return model.eval(), {**state["info"], "cached": True, "path": str(path)}
+    res = train(cfg.replace(progress=progress))
+    model = res["model"].cpu().eval()
+    info = {"miou": res["metrics"].get("miou"), "steps": res["step"], "wall_time": res["wall_time"]}
+    save_checkpoint(path, {"model": model.state_dict(), "config": cfg.to_dict(), "info": info})
+    return model, {**info, "cached": False, "path": str(path)}
+
+
+def cached_module(kind: str, params: dict, module: nn.Module,
+                  make: Callable[[nn.Module], dict]) -> tuple[nn.Module, dict]:
+    """Load ``module``'s weights from ``cache_dir()/kind/<hash(params)>.pt``, or run
+    ``make(module)`` (which trains it in place and returns a JSON-able info dict) and save them.
+    ``params`` must describe everything ``make`` depends on. Returns ``(module, info)`` with
+    ``info["cached"]``."""
+    from paperlib.engine import load_checkpoint, save_checkpoint
+
+    path = cache_dir() / kind / f"{params_key(params)}.pt"
+    if path.is_file():
+        state = load_checkpoint(path)
+        module.load_state_dict(state["model"])
+        return module, {**state["info"], "cached": True, "path": str(path)}
+    t0 = time.perf_counter()
+    info = dict(make(module) or {})
+    info["wall_time"] = time.perf_counter() - t0
+    save_checkpoint(path, {"model": module.state_dict(), "params": json.loads(json.dumps(params, default=str)),
+                           "info": info})
+    return module, {**info, "cached": False, "path": str(path)}
+
+
+def flow_pairs(clips: Sequence, batch_size: int, seed: int = 0):
+    """Endless batches of consecutive frame pairs with their exact backward flow:
+    ``(prev (N, 3, H, W), cur (N, 3, H, W), flow_bw (N, 2, H, W))`` (flow of cur -> prev)."""
+    if not clips:
+        raise ValueError("flow_pairs needs at least one clip")
+    rng = np.random.default_rng(seed)
+    while True:
+        prev, cur, flow = [], [], []
+        for _ in range(batch_size):
+            clip = clips[int(rng.integers(len(clips)))]
+            if clip.flow_bw is None or len(clip.frames) < 2:
+                raise ValueError("flow_pairs needs clips of >= 2 frames rendered with flow")
+            t = int(rng.integers(1, len(clip.frames)))
+            prev.append(frame_tensor(clip.frames[t - 1]))
+            cur.append(frame_tensor(clip.frames[t]))
+            flow.append(flow_tensor(clip.flow_bw[t - 1]))
+        yield torch.cat(prev), torch.cat(cur), torch.cat(flow)
+
+
+def pretrain_flownet(gsv: GSVNet, clips: Sequence, steps: int = 300, batch_size: int = 8, lr: float = 1e-3,
+                     seed: int = 0, progress: bool = True) -> list[float]:
+    """Pre-train PF's flow net O (appendix C) on exact backward flows: Adam on the mean
+    end-point error ``|O(I_{t-1}, I_t) - m_t|`` on the 1/8 grid (``m_t`` resized with its vectors
+    rescaled). Returns the EPE per step (pixels of the 1/8 grid)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    torch.manual_seed(seed)
+    net = gsv.flownet.train()
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    it, losses = flow_pairs(clips, batch_size, seed), []
+    bar = tqdm(range(steps), desc="pre-train flow net (EPE)", disable=not progress)
+    for _ in bar:
+        prev, cur, flow = next(it)
+        pred = net(gsv.downscale(prev), gsv.downscale(cur))
+        epe = (pred - resize_flow(flow, pred.shape[-2:])).norm(dim=1).mean()
+        opt.zero_grad(set_to_none=True)
+        epe.backward()
+        opt.step()
+        losses.append(epe.item())
+        bar.set_postfix(epe=f"{losses[-1]:.3f}")
+    return losses
+
+
+@torch.no_grad()
+def flow_epe(gsv: GSVNet, clips: Sequence, flows: Optional[Sequence] = None) -> float:
+    """Mean end-point error (pixels of the 1/8 grid) of PF's flow net on every consecutive pair
+    of ``clips`` against their exact ``flow_bw``; ``flows[c][t]`` replaces the flow net by a given
+    full-resolution flow (e.g. DIS) resized to the 1/8 grid; zeros = the copy baseline."""
+    was = gsv.training
+    gsv.eval()
+    total, n = 0.0, 0
+    for c, clip in enumerate(clips):
+        for t in range(1, len(clip.frames)):
+            prev, cur = frame_tensor(clip.frames[t - 1]), frame_tensor(clip.frames[t])
+            grid = gsv.grid_size(cur)
+            target = resize_flow(flow_tensor(clip.flow_bw[t - 1]), grid)
+            pred = gsv.flownet(gsv.downscale(prev), gsv.downscale(cur)) if flows is None \
+                else resize_flow(flow_tensor(flows[c][t - 1]), grid)
+            total += float((pred - target).norm(dim=1).mean())
+            n += 1
+    gsv.train(was)
+    return total / max(n, 1)
+
+
+def trained_pf(key: nn.Module, clips: Sequence, cache_params: dict, *, pf_options: Optional[dict] = None,
+               steps: int = 200, flow_steps: int = 300, batch_size: int = 4, lr: float = 0.01, interval: int = 5,
+               seed: int = 0, distill_weight: float = 10.0, key_scale: float = 0.75,
+               progress: bool = True) -> tuple[GSVNet, dict]:
+    """PF (``GSVNet(**pf_options)``) trained in two stages, cached by ``cache_params`` (which must
+    identify ``key`` and ``clips``, e.g. the keyframe cache file and the clip indices) plus every
+    argument here: (1) ``pretrain_flownet`` on the clips' exact flow for ``flow_steps``; (2)
+    ``train_nonkey`` end-to-end (flow net included, no flow supervision; keyframe net frozen) for
+    ``steps`` on sequences of 1..interval-1 steps, loss CE + ``distill_weight`` x KL to the keyframe
+    net on the labelled frame (the authors' code). Returns ``(pf in eval mode, info)``."""
+    from .loop import sample_sequences, train_nonkey
+
+    opts = dict(pf_options or {})
+    params = {**cache_params, "pf": opts, "steps": steps, "flow_steps": flow_steps, "batch_size": batch_size,
+              "lr": lr, "interval": interval, "seed": seed, "distill_weight": distill_weight, "key_scale": key_scale}
+
+    def pretrain(flownet: nn.Module) -> dict:  # shared by every PF variant with the same flow settings
+        gsv = GSVNet(flow_width=opts.get("flow_width", 32), stride=opts.get("stride", 8))
+        gsv.flownet = flownet
+        return {"epe": pretrain_flownet(gsv, clips, flow_steps, seed=seed, progress=progress)}
+
+    def make(pf: GSVNet) -> dict:
+        epe = []
+        if flow_steps:
+            flow_params = {**cache_params, "flow_steps": flow_steps, "seed": seed, "stride": opts.get("stride", 8),
+                           "flow_width": opts.get("flow_width", 32)}
+            _, info = cached_module("flownet", flow_params, pf.flownet, pretrain)
+            epe = info["epe"]
+        losses = train_nonkey(pf, key, sample_sequences(clips, interval, batch_size, seed=seed), steps, lr=lr,
+                              distill_weight=distill_weight, key_scale=key_scale, progress=progress)
+        return {"flow_epe_last": float(np.mean(epe[-20:])) if epe else None, "loss_first": float(np.mean(losses[:10])),
+                "loss_last": float(np.mean(losses[-10:]))}
+
+    torch.manual_seed(seed)
+    pf, info = cached_module("pf", params, GSVNet(**opts), make)
+    return pf.eval(), info
