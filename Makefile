@@ -29,7 +29,7 @@ lab: venv
 	$(VENV)/bin/jupyter lab --ServerApp.jpserver_extensions="{'jupytext': True}" notebooks/
 
 bench: venv
-	@for f in benchmarks/bench_*.py benchmarks/gsvnet_speed.py; do echo "== $$f"; $(PYTHON) $$f || exit 1; done
+	@for f in benchmarks/*.py; do echo "== $$f"; $(PYTHON) $$f || exit 1; done
 
 clean:
 	rm -rf build .pytest_cache

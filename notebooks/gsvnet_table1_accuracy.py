@@ -278,8 +278,8 @@ summary.round(2)
 # %%
 mean = acc.groupby(["curve", "kind", "key", "flow", "key_scale", "interval"], as_index=False)[
     ["avg_miou", "min_miou", FPS_COL, "GMACs_avg_1024x2048"]].mean()
-std = acc.groupby(["curve", "interval"])["avg_miou"].std()
-mean["avg_std"] = [std.get((r.curve, r.interval), np.nan) for r in mean.itertuples()]
+std = acc.groupby(["curve", "key_scale", "interval"])["avg_miou"].std()  # over PF seeds (image rows: one)
+mean["avg_std"] = [std.get((r.curve, r.key_scale, r.interval), np.nan) for r in mean.itertuples()]
 COL = {"SN": "tab:blue", "BN": "tab:orange"}
 
 
@@ -363,8 +363,9 @@ verdicts = []
 
 
 def verdict(claim, ok, detail):
+    ok = bool(ok)
     verdicts.append({"claim": claim, "reproduced": ok, "detail": detail})
-    print(f"[{'REPRODUCED' if ok is True else 'NOT REPRODUCED' if ok is False else ok}] {claim}: {detail}")
+    print(f"[{'REPRODUCED' if ok else 'NOT REPRODUCED'}] {claim}: {detail}")
 
 
 for axis, col, label in ((FPS_COL, FPS_COL, f"CPU FPS at {H}x{W}"), ("gmacs", "GMACs_avg_1024x2048", "paper-size GMACs")):

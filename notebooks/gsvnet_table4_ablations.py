@@ -186,9 +186,9 @@ fig, axes = plt.subplots(1, 3, figsize=(14, 3.2))
 axes[0].imshow(frame)
 axes[0].set_title("frame t")
 axes[1].imshow(edge, cmap="gray")
-axes[1].set_title("(a) edge map E_t of the warped segmentation")
+axes[1].set_title("(a) edge map E_t of the warped\nsegmentation (binary form)")
 axes[2].imshow(err, cmap="gray")
-axes[2].set_title(f"(b) error map of the warped segmentation (corr {a7['correlation']:.2f} over all clips)")
+axes[2].set_title(f"(b) error map of the warped segmentation\n(correlation {a7['correlation']:.2f} over all clips)")
 for ax in axes:
     ax.axis("off")
 fig.tight_layout()
@@ -222,6 +222,7 @@ verdicts = []
 
 
 def verdict(claim, ok, detail):
+    ok = bool(ok)
     verdicts.append({"claim": claim, "reproduced": ok, "detail": detail})
     print(f"[{'REPRODUCED' if ok else 'NOT REPRODUCED'}] {claim}: {detail}")
 

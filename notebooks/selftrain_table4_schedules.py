@@ -116,8 +116,13 @@ save_figure(fig, "selftrain", "fig2_schedules", profile=profile, params=params, 
             notes="Crop size vs epoch of the four fast schedules at the papers' setting "
                   "(180 epochs, crops 400..800, period 30; dashed: 20 warm-up epochs at 800). "
                   "Self-training Fig. 2 / CSST Fig. 5.")
+seqs = {}
 for name in FAST:  # the crops our runs use
     print(f"{name:13s} {crop_schedule(name, epochs, sizes)}   warm-up: {crop_schedule(name, epochs, sizes, warmup)}")
+    for w in (0, warmup):
+        seqs.setdefault(tuple(crop_schedule(name, epochs, sizes, w)), []).append(f"{name} (warm-up {w})")
+for same in (v for v in seqs.values() if len(v) > 1):  # short runs make some schedules coincide
+    print("identical crop sequences (their rows can only differ by timing noise):", ", ".join(same))
 
 # %% [markdown]
 # ## Runs

