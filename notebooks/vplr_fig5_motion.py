@@ -53,6 +53,7 @@ k_max = 5          # label accuracy is measured at +-1..+-k_max
 quality_clips = None  # None: all validation snippets (smoke 2)
 
 # %%
+import re
 import time
 
 import numpy as np
@@ -297,7 +298,7 @@ checks.append((bool((a >= b).all()), f"LP label accuracy, VRec >= VPred at {int(
                                      f"lengths (mean gap {np.mean(a - b):+.2f} points)"))
 for ok, text in checks:
     print(f"{'YES' if ok else 'NO '}  {text}")
-failed = [text.split(":")[0] for ok, text in checks if not ok]
+failed = [re.split(r":| \(paper| \(mean", text)[0] for ok, text in checks if not ok]
 print(f"\nNot reproduced at the {profile} profile ({base.steps} steps, {len(SEEDS)} seed(s)): "
       + ("; ".join(failed) if failed else "nothing"))
 if profile == "smoke":

@@ -55,6 +55,7 @@ seeds = None       # None: the profile's seeds (smoke [0], cpu [0, 1], gpu [0, 1
 steps = None       # None: the profile's steps (cpu: 250)
 
 # %%
+import re
 import time
 
 import numpy as np
@@ -239,11 +240,11 @@ for method in METHODS:
     means = M.loc[method, "mean"]
     best = int(means.idxmax())
     middle = 0 < best < max(KS)
-    checks.append((middle, f"{method}: the best k is in the middle (neither 0 nor the longest, ±{max(KS)}): "
+    checks.append((middle, f"best k in the middle for {method} (neither 0 nor the longest, ±{max(KS)}): "
                            f"best ±{best} ({means.max():.2f}); paper: best ±1 and a drop from ±4 on"))
 for ok, text in checks:
     print(f"{'YES' if ok else 'NO '}  {text}")
-failed = [text.split(":")[0] for ok, text in checks if not ok]
+failed = [re.split(r":| \(paper| \(mean", text)[0] for ok, text in checks if not ok]
 print(f"\nNot reproduced at the {profile} profile ({base.steps} steps, {len(SEEDS)} seed(s), k in {KS}): "
       + ("; ".join(failed) if failed else "nothing"))
 if profile == "smoke":
