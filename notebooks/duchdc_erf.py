@@ -72,7 +72,7 @@ from paperlib.gridding import effective_receptive_field, erf_stats, receptive_fi
 from paperlib.models import build
 from paperlib.models.backbones import RESNET_DEPTHS, hdc_block_rates
 from paperlib.profiles import get_profile
-from paperlib.repro import check_params, save_figure, write_table
+from paperlib.repro import check_params, positive_or_none, save_figure, write_table
 
 STARTED = time.time()
 ALL_VARIANTS = ["baseline", "no_dilation", "dilation_conv", "dilation_rf", "dilation_bigger"]
@@ -81,11 +81,6 @@ ALL_VARIANTS = ["baseline", "no_dilation", "dilation_conv", "dilation_rf", "dila
 def variants_or_none(v):
     """None or a list of hdc_block_rates variant names"""
     return v is None or (isinstance(v, (list, tuple)) and len(v) > 0 and all(x in ALL_VARIANTS for x in v))
-
-
-def positive_or_none(v):
-    """None or a positive int"""
-    return v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0)
 
 
 def nonneg_or_none(v):

@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from paperlib.config import config_from_params
-from paperlib.repro import check_params
+from paperlib.repro import check_params, int_list_or_none
 
 STARTED = time.time()
 
@@ -79,12 +79,6 @@ ROWS = {
     "DUC, 7-fold (bigger patch)": dict(head="duc", ds=8, aspp=4, scheme="jitter7", cell=2),
 }
 SCHEME_NAMES = {"random": "random crop", "fixed12": "12-fold", "jitter7": "7-fold"}
-
-
-def int_list_or_none(v):
-    """None or a non-empty list of ints >= 0"""
-    return v is None or (isinstance(v, (list, tuple)) and len(v) > 0
-                         and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v))
 
 
 def rows_or_none(v):

@@ -65,15 +65,9 @@ from torch.nn import functional as F
 from paperlib.config import config_from_params
 from paperlib.gridding import has_gridding, receptive_field, rf_increase
 from paperlib.models.backbones import RESNET_DEPTHS, hdc_block_rates
-from paperlib.repro import check_params
+from paperlib.repro import check_params, int_list_or_none
 
 STARTED = time.time()
-
-
-def int_list_or_none(v):
-    """None or a non-empty list of ints >= 0"""
-    return v is None or (isinstance(v, (list, tuple)) and len(v) > 0
-                         and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v))
 
 
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "steps": (int, type(None)), "seeds": int_list_or_none,

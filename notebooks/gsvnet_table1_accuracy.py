@@ -75,17 +75,12 @@ from paperlib.models import build
 from paperlib.profiles import get_profile
 from paperlib.profiling import count_flops, count_parameters, interleaved_best
 from paperlib.propagation.motion import dis_flow
-from paperlib.repro import check_params, save_figure, write_table
+from paperlib.repro import check_params, positive_or_none, save_figure, write_table
 from paperlib.video import (KeyframeSegmenter, evaluate_intervals, frame_tensor, interval_metrics, keyframe_cache_path,
                             nonkey_complexity, pretrained_keyframe, save_overlay_video, segment_video, trained_pf)
 from paperlib.video.analysis import compare_with_spread, image_miou_at_speed
 
 STARTED = time.time()
-
-
-def positive_or_none(v):
-    """None or a positive int"""
-    return v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0)
 
 
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": positive_or_none, "key_steps": positive_or_none,

@@ -60,7 +60,7 @@ from torch import nn
 from paperlib import reference
 from paperlib.models import build
 from paperlib.profiling import count_flops, count_parameters, interleaved_best, runtime_breakdown
-from paperlib.repro import check_params, save_figure, table_markdown, write_table
+from paperlib.repro import check_params, positive_or_none, save_figure, table_markdown, write_table
 from paperlib.video import GSVNet, KeyframeSegmenter, backward_warp, nonkey_complexity
 from paperlib.video.gsvnet import NonkeyStep
 
@@ -71,11 +71,6 @@ def size_or_none(v):
     """None or [H, W], two ints >= 16"""
     return v is None or (isinstance(v, (list, tuple)) and len(v) == 2
                          and all(isinstance(s, int) and not isinstance(s, bool) and s >= 16 for s in v))
-
-
-def positive_or_none(v):
-    """None or a positive int"""
-    return v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0)
 
 
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "frame_size": size_or_none, "repeats": positive_or_none}

@@ -60,17 +60,12 @@ from paperlib.config import config_from_params
 from paperlib.data.synthetic import SyntheticWorld
 from paperlib.profiles import get_profile
 from paperlib.profiling import interleaved_best
-from paperlib.repro import check_params, save_figure, write_table
+from paperlib.repro import check_params, positive_or_none, save_figure, write_table
 from paperlib.video import (KeyframeSegmenter, edge_map, evaluate_intervals, frame_tensor, interval_metrics,
                             keyframe_cache_path, pretrained_keyframe, trained_pf)
 from paperlib.video.analysis import compare_with_spread, edge_error_maps, edge_error_stats
 
 STARTED = time.time()
-
-
-def positive_or_none(v):
-    """None or a positive int"""
-    return v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0)
 
 
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": positive_or_none, "key_steps": positive_or_none,

@@ -75,15 +75,9 @@ import numpy as np
 import pandas as pd
 
 from paperlib.config import config_from_params
-from paperlib.repro import check_params
+from paperlib.repro import check_params, int_list_or_none
 
 STARTED = time.time()
-
-
-def int_list_or_none(v):
-    """None or a non-empty list of ints >= 0"""
-    return v is None or (isinstance(v, (list, tuple)) and len(v) > 0
-                         and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v))
 
 
 def ratio_pair(v):

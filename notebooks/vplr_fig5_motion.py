@@ -68,15 +68,9 @@ from paperlib.data.transforms import build_eval_transform
 from paperlib.propagation import dis_flows, exact_flow, flow_motion, model_motion, motion_model_for, propagate
 from paperlib.propagation import propagated_train_set
 from paperlib.propagation.quality import clip_quality, soft_propagate
-from paperlib.repro import check_params, save_figure, write_table
+from paperlib.repro import check_params, int_list_or_none, save_figure, write_table
 
 STARTED = time.time()
-
-
-def int_list_or_none(v):
-    """None or a non-empty list of distinct ints >= 0"""
-    return v is None or (isinstance(v, (list, tuple)) and len(v) > 0 and len(set(v)) == len(v)
-                         and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v))
 
 
 def lengths_or_none(v):

@@ -57,15 +57,9 @@ from paperlib.config import config_from_params
 from paperlib.data import get_dataset
 from paperlib.data.transforms import build_eval_transform
 from paperlib.propagation import motion_model_for, propagated_train_set
-from paperlib.repro import check_params, save_figure, write_table
+from paperlib.repro import check_params, int_list_or_none, save_figure, write_table
 
 STARTED = time.time()
-
-
-def int_list_or_none(v):
-    """None or a non-empty list of distinct ints >= 0"""
-    return v is None or (isinstance(v, (list, tuple)) and len(v) > 0 and len(set(v)) == len(v)
-                         and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v))
 
 
 def length(v):

@@ -432,6 +432,17 @@ def _check_one(name: str, value: Any, rule: Any) -> None:
         raise TypeError(f"check_params: bad rule for {name!r}: {rule!r}")
 
 
+def int_list_or_none(v) -> bool:
+    """None or a non-empty list of distinct ints >= 0"""
+    return v is None or (isinstance(v, (list, tuple)) and len(v) > 0 and len(set(v)) == len(v)
+                         and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v))
+
+
+def positive_or_none(v) -> bool:
+    """None or a positive int"""
+    return v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0)
+
+
 def check_params(params: Mapping[str, Any], allowed: Mapping[str, Any]) -> dict[str, Any]:
     """Validate notebook parameters before any work; return them as a dict.
 

@@ -298,3 +298,14 @@ def test_git_info_dirty_only_for_tracked_changes(tmp_path, monkeypatch):
     assert info["dirty"] is False and info["untracked"] == 1
     (tmp_path / "code.py").write_text("a = 2\n")
     assert repro.git_info()["dirty"] is True
+
+
+def test_shared_parameter_rules():
+    assert repro.int_list_or_none(None) and repro.int_list_or_none([0, 1, 2])
+    for bad in ([], [0, 0], [-1], [True], [1.0], "0,1", 3):
+        assert not repro.int_list_or_none(bad), bad
+    assert repro.positive_or_none(None) and repro.positive_or_none(3)
+    for bad in (0, -2, 1.5, True, "3"):
+        assert not repro.positive_or_none(bad), bad
+    with pytest.raises(Exception, match="seeds"):
+        repro.check_params({"seeds": [1, 1]}, {"seeds": repro.int_list_or_none})
