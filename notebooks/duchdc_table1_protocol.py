@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from paperlib.config import config_from_params
-from paperlib.repro import check_params, int_list_or_none
+from paperlib.repro import check_params, config_overrides, int_list_or_none, profile_sizes
 
 STARTED = time.time()
 
@@ -98,25 +98,19 @@ SCALE = {
     "gpu": dict(depth=101, width=None, steps=None, seeds=[0, 1], batch_size=None),
     "paper": dict(depth=101, width=None, steps=None, seeds=[0], batch_size=None),
 }[profile]
-DEPTH = depth or SCALE["depth"]
-WIDTH = width if width is not None else SCALE["width"]
-SEEDS = list(seeds or SCALE["seeds"])
+SIZES = profile_sizes(SCALE, depth=depth, width=width, seeds=seeds, steps=steps)  # a parameter, else the profile's
+DEPTH, WIDTH, SEEDS = SIZES["depth"], SIZES["width"], list(SIZES["seeds"])
 ROW_NAMES = list(rows or ROWS)
 REAL = dataset != "world"
 PRESCALE = float(prescale) if prescale is not None else (0.35 if REAL and profile in ("smoke", "cpu") else 1.0)
 TABLE_ID = "table1" if not REAL else f"table1_{dataset}"
 ASPP = {4: (6, 12, 18, 24), 6: (6, 12, 18, 24, 30, 36)}
 
-base_over = dict(dataset=dataset, data_root=data_root, model="deeplabv2_resnet101", model_width=WIDTH)
+base_over = dict(dataset=dataset, data_root=data_root, model="deeplabv2_resnet101", model_width=WIDTH,
+                 **config_overrides(SIZES, "steps", "batch_size"))  # None: the profile's default
 if REAL:
     from paperlib.data import dataset_num_classes
     base_over["num_classes"] = dataset_num_classes(dataset)
-if steps is not None:
-    base_over["steps"] = steps
-elif SCALE["steps"] is not None:
-    base_over["steps"] = SCALE["steps"]
-if SCALE["batch_size"] is not None:
-    base_over["batch_size"] = SCALE["batch_size"]
 
 
 def make_config(row: str, seed: int):

@@ -65,7 +65,7 @@ from torch.nn import functional as F
 from paperlib.config import config_from_params
 from paperlib.gridding import has_gridding, receptive_field, rf_increase
 from paperlib.models.backbones import RESNET_DEPTHS, hdc_block_rates
-from paperlib.repro import check_params, int_list_or_none
+from paperlib.repro import check_params, config_overrides, int_list_or_none, profile_sizes
 
 STARTED = time.time()
 
@@ -79,20 +79,16 @@ SCALE = {
     "gpu": dict(depth=101, width=None, steps=None, seeds=[0, 1], batch_size=None),
     "paper": dict(depth=101, width=None, steps=None, seeds=[0], batch_size=None),
 }[profile]
-DEPTH = depth or SCALE["depth"]
-WIDTH = width if width is not None else SCALE["width"]
-SEEDS = list(seeds or SCALE["seeds"])
+SIZES = profile_sizes(SCALE, depth=depth, width=width, seeds=seeds, steps=steps)  # a parameter, else the profile's
+DEPTH, WIDTH, SEEDS = SIZES["depth"], SIZES["width"], list(SIZES["seeds"])
 BLOCKS = RESNET_DEPTHS[DEPTH][1][2:]
 # table name -> hdc_block_rates variant
 VARIANTS = {"standard dilation (2, 4)": "baseline", "No dilation": "no_dilation", "Dilation-conv": "dilation_conv",
             "Dilation-RF": "dilation_rf", "Dilation-bigger": "dilation_bigger"}
 OUTPUT_STRIDE = 8
 
-over = dict(model="deeplabv2_resnet101", model_width=WIDTH)
-if steps is not None or SCALE["steps"] is not None:
-    over["steps"] = steps if steps is not None else SCALE["steps"]
-if SCALE["batch_size"] is not None:
-    over["batch_size"] = SCALE["batch_size"]
+over = dict(model="deeplabv2_resnet101", model_width=WIDTH,
+            **config_overrides(SIZES, "steps", "batch_size"))  # None: the profile's default
 configs = {(v, s): config_from_params(profile, **over, seed=s, name=f"duchdc_table2_{VARIANTS[v]}_{s}",
                                       model_options={"depth": DEPTH, "head": "duc", "cell": 2, "hdc": VARIANTS[v]})
            for v in VARIANTS for s in SEEDS}

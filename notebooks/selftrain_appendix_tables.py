@@ -61,45 +61,31 @@ import numpy as np
 import pandas as pd
 
 from paperlib.config import config_from_params
-from paperlib.repro import check_params, int_list_or_none
+from paperlib.repro import check_params, int_list_or_none, positive_or_none, profile_sizes
+from paperlib.selftrain.alternatives import PROTOCOL_SCALE, fixed_data
+from paperlib.selftrain.pipeline import ratio_pair
 
 STARTED = time.time()
 
 
-def ratio_pair(v):
-    """[real, pseudo]: two numbers >= 0, real > 0"""
-    return isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) \
-        and v[0] > 0 and v[1] >= 0
-
-
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_none,
-           "epochs": (int, type(None)), "labelled": (int, type(None)), "pool_clips": (int, type(None)),
+           "epochs": positive_or_none, "labelled": positive_or_none, "pool_clips": positive_or_none,
            "pool_root": (str, type(None)), "ratio": ratio_pair, "loops": (1, 2, 3, 4, 5),
            "centroid": bool, "top_k": int}
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
 
-# Per-profile scale. cpu: tiny_fcn width 16, 128x128 crops, batch 8, 32 labelled frames, a pool of
-# 48 frames; teacher 32 epochs (128 steps), each student 32 epochs over 32 real + 32 pseudo samples
-# (256 steps); per seed: teacher + 3 loops + soft + pre-train/fine-tune -> ~9 core-minutes for 2 seeds.
-SCALE = {
-    "smoke": dict(seeds=[0], epochs=2, labelled=8, pool_clips=4),
-    "cpu": dict(seeds=[0, 1], epochs=32, labelled=32, pool_clips=48),
-    "gpu": dict(seeds=[0, 1, 2], epochs=60, labelled=150, pool_clips=600),
-    "paper": dict(seeds=[0], epochs=180, labelled=None, pool_clips=None),
-}[profile]
-SEEDS = list(seeds or SCALE["seeds"])
-EPOCHS = epochs or SCALE["epochs"]
-LABELLED = labelled or SCALE["labelled"]
-POOL_CLIPS = pool_clips or SCALE["pool_clips"]
+# Per-profile scale (`PROTOCOL_SCALE`, shared with CSST Table 2). cpu: tiny_fcn width 16, 128x128
+# crops, batch 8, 32 labelled frames, a pool of 48 frames; teacher 32 epochs (128 steps), each
+# student 32 epochs over 32 real + 32 pseudo samples (256 steps); per seed: teacher + 3 loops +
+# soft + pre-train/fine-tune -> ~9 core-minutes for 2 seeds.
+SIZES = profile_sizes(PROTOCOL_SCALE[profile], seeds=seeds, epochs=epochs, labelled=labelled,
+                      pool_clips=pool_clips)
+SEEDS, EPOCHS, LABELLED, POOL_CLIPS = list(SIZES["seeds"]), SIZES["epochs"], SIZES["labelled"], SIZES["pool_clips"]
 RATIO = tuple(float(x) for x in ratio)
 
-from paperlib.selftrain.alternatives import fixed_data
-
-base = config_from_params(profile, name="st_appendix", steps=None, epochs=EPOCHS, max_images=LABELLED,
-                          poly_power=0.9)   # self-training Sec. 4: poly power 0.9
-IS_WORLD = base.dataset == "world"
-world = dict(domain=base.world_domain, size=base.world_image_size)
-base = fixed_data(base)   # fails fast, naming a bad parameter
+asked = config_from_params(profile, name="st_appendix", steps=None, epochs=EPOCHS, max_images=LABELLED,
+                           poly_power=0.9)   # self-training Sec. 4: poly power 0.9
+base = fixed_data(asked)   # the world read from its export (seed 0); fails fast, naming a bad parameter
 print(f"seeds {SEEDS}; {EPOCHS} epochs; {LABELLED} labelled frames; ratio real:pseudo {RATIO}; {loops} loops; "
       f"{base.model} width {base.model_width}, crop {base.crop_size}, batch {base.batch_size}")
 
@@ -108,19 +94,12 @@ print(f"seeds {SEEDS}; {EPOCHS} epochs; {LABELLED} labelled frames; ratio real:p
 
 # %%
 from paperlib import engine
-from paperlib.data.datasets import build_dataset
-from paperlib.data.transforms import build_eval_transform
-from paperlib.selftrain import mix_counts, unlabelled, world_pool
+from paperlib.selftrain import mix_counts
+from paperlib.selftrain.pipeline import load_pool
 
 real_set, val_set = engine.build_datasets(base)
-if pool_root is not None:
-    pool_labelled = build_dataset("cityscapes", pool_root, "train", build_eval_transform())
-    pool = unlabelled(pool_labelled)
-elif IS_WORLD:
-    pool, pool_labelled = world_pool(world["domain"], world["size"], num_clips=POOL_CLIPS, seed=100,
-                                     progress=base.progress)
-else:
-    raise ValueError("parameter 'pool_root' is needed: a real dataset has no built-in unlabelled pool")
+# the pool: `pool_root`'s train images, or POOL_CLIPS clips of the asked world from world seed 100
+pool, pool_labelled = load_pool(asked, pool_root, num_clips=POOL_CLIPS, seed=100)
 pools = {"same_domain": pool}
 n_real, n_pseudo = mix_counts(len(real_set), RATIO)
 student_steps = EPOCHS * ((n_real + n_pseudo) // base.batch_size)

@@ -59,27 +59,20 @@ import time
 import numpy as np
 import pandas as pd
 
-from paperlib.config import config_from_params
-from paperlib.repro import check_params
+from paperlib.propagation.analysis import vplr_config
+from paperlib.repro import check_params, positive_or_none
 
 STARTED = time.time()
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"),
            "k_fig2": lambda v: isinstance(v, int) and 1 <= v <= 5,
            "k_fig3": lambda v: v is None or (isinstance(v, int) and 0 <= v <= 5),
-           "steps": (int, type(None)), "seeds": (list, type(None)), "clip_index": int}
+           "steps": positive_or_none, "seeds": (list, type(None)), "clip_index": int}
 ALLOWED["k_fig2"].__doc__ = "k_fig2 must be an int in 1..5"
 ALLOWED["k_fig3"].__doc__ = "k_fig3 must be None or an int in 0..5"
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
 SEEDS = seeds or ([0] if profile == "smoke" else [0, 1])
 K3 = k_fig3 if k_fig3 is not None else (1 if profile == "smoke" else 3)
-over = dict(name="vplr_fig2_fig3", progress=False)
-if profile == "cpu":
-    over.update(steps=250, crop_size=(96, 96))
-if steps is not None:
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    over["steps"] = steps
-base = config_from_params(profile, **over)
+base = vplr_config(profile, "vplr_fig2_fig3", steps)  # cpu: 250 steps on 96x96 crops (the VPLR recipe)
 params.update(seeds=SEEDS, k_fig3=K3, config=base.to_dict())
 print(f"{profile}: world {base.world_image_size}, {base.model} width {base.model_width}, {base.steps} steps, "
       f"crop {base.crop_size}, seeds {SEEDS}; Figure 2 at k=+{k_fig2}, Figure 3 models on VRec+JP ±{K3}")

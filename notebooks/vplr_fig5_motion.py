@@ -53,7 +53,6 @@ k_max = 5          # label accuracy is measured at +-1..+-k_max
 quality_clips = None  # None: all validation snippets (smoke 2)
 
 # %%
-import re
 import time
 
 import numpy as np
@@ -61,14 +60,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from paperlib import engine
-from paperlib.config import config_from_params
 from paperlib.data import get_dataset, world_splits
 from paperlib.data.synthetic import SyntheticWorld
 from paperlib.data.transforms import build_eval_transform
 from paperlib.propagation import dis_flows, exact_flow, flow_motion, model_motion, motion_model_for, propagate
 from paperlib.propagation import propagated_train_set
 from paperlib.propagation.quality import clip_quality, soft_propagate
-from paperlib.repro import check_params, int_list_or_none, save_figure, write_table
+from paperlib.propagation.analysis import recipe_text, report_checks, vplr_config
+from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 
 STARTED = time.time()
 
@@ -84,25 +83,18 @@ def k_range(v):
 
 
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "ks": lengths_or_none, "seeds": int_list_or_none,
-           "steps": (int, type(None)), "k_max": k_range, "quality_clips": (int, type(None))}
+           "steps": positive_or_none, "k_max": k_range, "quality_clips": (int, type(None))}
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
-if steps is not None and steps < 1:
-    raise ValueError(f"steps must be >= 1 or None, got {steps}")
 if quality_clips is not None and quality_clips < 1:
     raise ValueError(f"quality_clips must be >= 1 or None, got {quality_clips}")
 
-SCALE = {"smoke": dict(ks=[0, 1, 2], seeds=[0], steps=None, crop_size=None, quality_clips=2),
-         "cpu": dict(ks=[0, 1, 3, 5], seeds=[0, 1], steps=250, crop_size=(96, 96), quality_clips=None),
-         "gpu": dict(ks=[0, 1, 2, 3, 4, 5], seeds=[0, 1, 2], steps=None, crop_size=None, quality_clips=None),
-         "paper": dict(ks=[0, 1, 2, 3, 4, 5], seeds=[0], steps=None, crop_size=None, quality_clips=None)}[profile]
+SCALE = {"smoke": dict(ks=[0, 1, 2], seeds=[0], quality_clips=2),
+         "cpu": dict(ks=[0, 1, 3, 5], seeds=[0, 1], quality_clips=None),
+         "gpu": dict(ks=[0, 1, 2, 3, 4, 5], seeds=[0, 1, 2], quality_clips=None),
+         "paper": dict(ks=[0, 1, 2, 3, 4, 5], seeds=[0], quality_clips=None)}[profile]
 KS, SEEDS = sorted(ks or SCALE["ks"]), list(seeds or SCALE["seeds"])
-over = dict(name="vplr_fig5", progress=False, loss="relaxation")
-for key in ("steps", "crop_size"):
-    if SCALE[key] is not None:
-        over[key] = SCALE[key]
-if steps is not None:
-    over["steps"] = steps
-base = config_from_params(profile, **over)  # fails fast, naming a bad parameter
+# cpu: 250 steps on 96x96 crops (the VPLR recipe); fails fast, naming a bad parameter
+base = vplr_config(profile, "vplr_fig5", steps, loss="relaxation")
 n_val = world_splits(base.world_clips)["val"]
 N_QUALITY = min(quality_clips or SCALE["quality_clips"] or n_val, n_val)
 params.update(ks=KS, seeds=SEEDS, quality_clips=N_QUALITY, config=base.to_dict())
@@ -237,9 +229,7 @@ save_figure(fig, "vplr", "fig5a", profile=profile, params=params, seeds=SEEDS, s
 # mIoU and coverage (%) of the propagated labels, and the JP image error (grey levels).
 
 # %%
-notes = (f"{base.model} (width {base.model_width}), {base.steps} steps (batch {base.batch_size}, crop "
-         f"{base.crop_size[0]}x{base.crop_size[1]}), boundary relaxation, on the synthetic world "
-         f"({base.world_image_size[0]}x{base.world_image_size[1]}, {base.world_clips} training snippets) plus "
+notes = (recipe_text(base, "boundary relaxation") + " plus "
          f"the JP samples at +-k. Learned MV: MotionNet (reconstruction, width {G['VRec'].info['width']}, "
          f"{G['VRec'].info['steps']} steps). Seeds {SEEDS}. The paper reports this figure only as a plot.")
 write_table(table, "vplr", "fig5b", profile=profile, params=params, seeds=SEEDS, started=STARTED, notes=notes,
@@ -290,11 +280,5 @@ for pairing in ("LP", "JP"):
 a, b = acc_series("learned (VRec)", "LP"), acc_series("learned (VPred)", "LP")
 checks.append((bool((a >= b).all()), f"LP label accuracy, VRec >= VPred at {int((a >= b).sum())} of {len(a)} "
                                      f"lengths (mean gap {np.mean(a - b):+.2f} points)"))
-for ok, text in checks:
-    print(f"{'YES' if ok else 'NO '}  {text}")
-failed = [re.split(r":| \(paper| \(mean", text)[0] for ok, text in checks if not ok]
-print(f"\nNot reproduced at the {profile} profile ({base.steps} steps, {len(SEEDS)} seed(s)): "
-      + ("; ".join(failed) if failed else "nothing"))
-if profile == "smoke":
-    print("(smoke trains for a handful of steps: the numbers test the code path, not the paper.)")
+failed = report_checks(checks, profile, f"{base.steps} steps, {len(SEEDS)} seed(s)")
 print(f"done in {time.time() - STARTED:.0f} s")

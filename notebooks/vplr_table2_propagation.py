@@ -55,7 +55,6 @@ seeds = None       # None: the profile's seeds (smoke [0], cpu [0, 1], gpu [0, 1
 steps = None       # None: the profile's steps (cpu: 250)
 
 # %%
-import re
 import time
 
 import numpy as np
@@ -63,11 +62,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from paperlib import engine
-from paperlib.config import config_from_params
 from paperlib.data import get_dataset
 from paperlib.data.transforms import build_eval_transform
 from paperlib.propagation import motion_model_for, propagated_train_set
-from paperlib.repro import check_params, int_list_or_none, save_figure, write_table
+from paperlib.propagation.analysis import recipe_text, report_checks, vplr_config
+from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 
 STARTED = time.time()
 
@@ -78,24 +77,16 @@ def lengths_or_none(v):
 
 
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "ks": lengths_or_none, "seeds": int_list_or_none,
-           "steps": (int, type(None))}
+           "steps": positive_or_none}
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
-if steps is not None and steps < 1:
-    raise ValueError(f"steps must be >= 1 or None, got {steps}")
 
-SCALE = {"smoke": dict(ks=[0, 1, 2], seeds=[0], steps=None, crop_size=None),
-         "cpu": dict(ks=[0, 1, 3, 5], seeds=[0, 1], steps=250, crop_size=(96, 96)),
-         "gpu": dict(ks=[0, 1, 2, 3, 4, 5], seeds=[0, 1, 2], steps=None, crop_size=None),
-         "paper": dict(ks=[0, 1, 2, 3, 4, 5], seeds=[0], steps=None, crop_size=None)}[profile]
+SCALE = {"smoke": dict(ks=[0, 1, 2], seeds=[0]),
+         "cpu": dict(ks=[0, 1, 3, 5], seeds=[0, 1]),
+         "gpu": dict(ks=[0, 1, 2, 3, 4, 5], seeds=[0, 1, 2]),
+         "paper": dict(ks=[0, 1, 2, 3, 4, 5], seeds=[0])}[profile]
 KS = sorted(ks or SCALE["ks"])
 SEEDS = list(seeds or SCALE["seeds"])
-over = dict(name="vplr_table2", progress=False)
-for key in ("steps", "crop_size"):
-    if SCALE[key] is not None:
-        over[key] = SCALE[key]
-if steps is not None:
-    over["steps"] = steps
-base = config_from_params(profile, **over)  # fails fast, naming a bad parameter
+base = vplr_config(profile, "vplr_table2", steps)  # cpu: 250 steps, 96x96 crops; fails fast on a bad parameter
 # method -> (motion, joint)
 METHODS = {"VPred + LP": ("vpred", False), "VPred + JP": ("vpred", True), "VRec + JP": ("vrec", True)}
 params.update(ks=KS, seeds=SEEDS, config=base.to_dict())
@@ -184,9 +175,7 @@ save_figure(fig, "vplr", "table2", profile=profile, params=params, seeds=SEEDS, 
 # csv), beside the paper's numbers.
 
 # %%
-notes = (f"{base.model} (width {base.model_width}) trained {base.steps} steps (batch {base.batch_size}, crop "
-         f"{base.crop_size[0]}x{base.crop_size[1]}) on the synthetic world ({base.world_domain}, "
-         f"{base.world_image_size[0]}x{base.world_image_size[1]}, {base.world_clips} training snippets) plus the "
+notes = (recipe_text(base) + " plus the "
          f"samples propagated to +k and -k (non-accumulated); k = 0: real data only. G: MotionNet width "
          f"{G['vrec'].info['width']}, {G['vrec'].info['steps']} self-supervised steps, DIS input flow. "
          f"Seeds {SEEDS} (initialisation and data order; same world and propagated sets). No relaxation.")
@@ -236,11 +225,5 @@ for method in METHODS:
     middle = 0 < best < max(KS)
     checks.append((middle, f"best k in the middle for {method} (neither 0 nor the longest, ±{max(KS)}): "
                            f"best ±{best} ({means.max():.2f}); paper: best ±1 and a drop from ±4 on"))
-for ok, text in checks:
-    print(f"{'YES' if ok else 'NO '}  {text}")
-failed = [re.split(r":| \(paper| \(mean", text)[0] for ok, text in checks if not ok]
-print(f"\nNot reproduced at the {profile} profile ({base.steps} steps, {len(SEEDS)} seed(s), k in {KS}): "
-      + ("; ".join(failed) if failed else "nothing"))
-if profile == "smoke":
-    print("(smoke trains for a handful of steps: the numbers test the code path, not the paper.)")
+failed = report_checks(checks, profile, f"{base.steps} steps, {len(SEEDS)} seed(s), k in {KS}")
 print(f"done in {time.time() - STARTED:.0f} s")

@@ -49,24 +49,19 @@ import numpy as np
 import pandas as pd
 
 from paperlib.config import config_from_params
-from paperlib.repro import check_params
+from paperlib.propagation.analysis import recipe_text, vplr_config
+from paperlib.repro import check_params, positive_or_none
 
 STARTED = time.time()
-ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "steps": (int, type(None)),
+ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "steps": positive_or_none,
            "seeds": (list, type(None)), "k_jp": lambda v: isinstance(v, int) and 1 <= v <= 5,
            "k_relax": lambda v: isinstance(v, int) and 1 <= v <= 5}
 ALLOWED["k_jp"].__doc__ = ALLOWED["k_relax"].__doc__ = "must be an int in 1..5"
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
 SEEDS = seeds or ([0] if profile == "smoke" else [0, 1, 2])
-over = dict(name="vplr_table3", progress=False)
-if profile == "cpu":
-    over.update(steps=250, crop_size=(96, 96))
-if steps is not None:
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    over["steps"] = steps
 CU = {"tile": config_from_params(profile).world_image_size[0], "workers": 0}
-base = config_from_params(profile, sampler="class_uniform", sampler_options=CU, **over)
+# cpu: 250 steps on 96x96 crops (the VPLR recipe)
+base = vplr_config(profile, "vplr_table3", steps, sampler="class_uniform", sampler_options=CU)
 params.update(seeds=SEEDS, config=base.to_dict())
 print(f"{profile}: {base.model} width {base.model_width}, {base.steps} steps, crop {base.crop_size}, seeds {SEEDS}; "
       f"JP at ±{k_jp}, relaxation at ±{k_relax}")
@@ -120,9 +115,7 @@ table = pd.DataFrame(rows)
 write_table(table, "vplr", "table3", profile=profile, params=params, seeds=SEEDS, started=STARTED,
             reference=True, by=["class", "method"], value_cols=["IoU"], floatfmt=".1f",
             data_fingerprint=ROWS["Baseline"][0].fingerprint(),
-            notes=(f"{base.model} (width {base.model_width}), {base.steps} steps (batch {base.batch_size}, crop "
-                   f"{base.crop_size[0]}x{base.crop_size[1]}), class-uniform sampling, no pre-training, on the synthetic "
-                   f"world ({base.world_image_size[0]}x{base.world_image_size[1]}, {base.world_clips} training snippets). "
+            notes=(recipe_text(base, "class-uniform sampling, no pre-training") + ". "
                    f"+ VRec with JP: real + JP samples at ±{k_jp} (VRec MotionNet); + Label Relaxation: real + JP at "
                    f"±{k_relax} trained with boundary relaxation. thin classes = {', '.join(THIN)}. Seeds {SEEDS}."))
 wide = table.groupby(["method", "class"], sort=False)["IoU"].mean().unstack("class")[list(CITYSCAPES_CLASSES) + ["mIoU"]]

@@ -53,11 +53,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from paperlib import engine
-from paperlib.config import config_from_params
 from paperlib.data import get_dataset
 from paperlib.data.transforms import build_eval_transform
 from paperlib.propagation import motion_model_for, propagated_train_set
-from paperlib.repro import check_params, int_list_or_none, save_figure, write_table
+from paperlib.propagation.analysis import recipe_text, report_checks, vplr_config
+from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 
 STARTED = time.time()
 
@@ -68,23 +68,12 @@ def length(v):
 
 
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "k": length, "seeds": int_list_or_none,
-           "steps": (int, type(None)), "relaxation": bool}
+           "steps": positive_or_none, "relaxation": bool}
 params = check_params({name: globals()[name] for name in ALLOWED}, ALLOWED)
-if steps is not None and steps < 1:
-    raise ValueError(f"steps must be >= 1 or None, got {steps}")
 
-SCALE = {"smoke": dict(seeds=[0], steps=None, crop_size=None),
-         "cpu": dict(seeds=[0, 1, 2], steps=250, crop_size=(96, 96)),
-         "gpu": dict(seeds=[0, 1, 2], steps=None, crop_size=None),
-         "paper": dict(seeds=[0, 1, 2], steps=None, crop_size=None)}[profile]
-SEEDS = list(seeds or SCALE["seeds"])
-over = dict(name="vplr_table6", progress=False, loss="relaxation" if relaxation else "cross_entropy")
-for key in ("steps", "crop_size"):
-    if SCALE[key] is not None:
-        over[key] = SCALE[key]
-if steps is not None:
-    over["steps"] = steps
-base = config_from_params(profile, **over)  # fails fast, naming a bad parameter
+SEEDS = list(seeds or ([0] if profile == "smoke" else [0, 1, 2]))
+# cpu: 250 steps on 96x96 crops (the VPLR recipe); fails fast, naming a bad parameter
+base = vplr_config(profile, "vplr_table6", steps, loss="relaxation" if relaxation else "cross_entropy")
 params.update(seeds=SEEDS, config=base.to_dict())
 print(f"k = {k}, seeds {SEEDS}; {base.model} width {base.model_width}, {base.steps} steps, batch "
       f"{base.batch_size}, crop {base.crop_size}, loss {base.loss}; world {base.world_image_size} with "
@@ -147,9 +136,7 @@ save_figure(fig, "vplr", "table6", profile=profile, params=params, seeds=SEEDS, 
 # paper's mean and its sample standard deviation (`paper: mIoU sd`).
 
 # %%
-notes = (f"{base.model} (width {base.model_width}), {base.steps} steps (batch {base.batch_size}, crop "
-         f"{base.crop_size[0]}x{base.crop_size[1]}), loss {base.loss}, on the synthetic world ({base.world_domain}, "
-         f"{base.world_image_size[0]}x{base.world_image_size[1]}, {base.world_clips} training snippets). "
+notes = (recipe_text(base, f"loss {base.loss}") + ". "
          f"Propagation: VRec motion vectors (MotionNet width {G.info['width']}, {G.info['steps']} steps), joint "
          f"propagation, k = {k}. Seeds {SEEDS}.")
 write_table(table, "vplr", "table6", profile=profile, params=params, seeds=SEEDS, started=STARTED,
@@ -176,11 +163,5 @@ def compare(a, b, claim):
 checks = [compare("Non-accumulated", "Baseline", "Non-accumulated > baseline"),
           compare("Accumulated", "Baseline", "Accumulated > baseline"),
           compare("Non-accumulated", "Accumulated", "Non-accumulated > accumulated")]
-for ok, text in checks:
-    print(f"{'YES' if ok else 'NO '}  {text}")
-failed = [text.split(":")[0] for ok, text in checks if not ok]
-print(f"\nNot reproduced at the {profile} profile ({base.steps} steps, {len(SEEDS)} seed(s), k = {k}): "
-      + ("; ".join(failed) if failed else "nothing"))
-if profile == "smoke":
-    print("(smoke trains for a handful of steps: the numbers test the code path, not the paper.)")
+failed = report_checks(checks, profile, f"{base.steps} steps, {len(SEEDS)} seed(s), k = {k}")
 print(f"done in {time.time() - STARTED:.0f} s")

@@ -443,6 +443,29 @@ def positive_or_none(v) -> bool:
     return v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0)
 
 
+def profile_sizes(scale: Mapping[str, Any], **given) -> dict[str, Any]:
+    """The sizes of this run: a notebook's per-profile ``scale`` row (its ``SCALE[profile]``) with
+    every parameter of ``given`` that is not None in its place -- a notebook parameter left None
+    means "the profile's value". Each name in ``given`` must be a key of ``scale``::
+
+        SIZES = profile_sizes(SCALE, seeds=seeds, steps=steps)   # seeds=None -> SCALE["seeds"]
+    """
+    unknown = sorted(set(given) - set(scale))
+    if unknown:
+        raise ValueError(f"profile_sizes: parameter(s) {unknown} have no per-profile value; "
+                         f"the scale row has {sorted(scale)}")
+    return {k: given[k] if given.get(k) is not None else v for k, v in scale.items()}
+
+
+def config_overrides(sizes: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    """``{key: sizes[key]}`` for each of ``keys`` whose size is not None: config overrides that
+    leave the profile's default in place where the sizes say None (e.g. steps at gpu/paper)."""
+    missing = [k for k in keys if k not in sizes]
+    if missing:
+        raise ValueError(f"config_overrides: {missing} not among the sizes {sorted(sizes)}")
+    return {k: sizes[k] for k in keys if sizes[k] is not None}
+
+
 def check_params(params: Mapping[str, Any], allowed: Mapping[str, Any]) -> dict[str, Any]:
     """Validate notebook parameters before any work; return them as a dict.
 

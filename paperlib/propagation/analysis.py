@@ -8,7 +8,11 @@
   sampler's ``extra_index``, so they add centroids of chosen classes and no random crops).
 - **Boundaries and entropy** for Figure 3: ``boundary_pixels`` (|N| > 1 in a window, the
   pixels Eq. 5 relaxes), ``softmax_entropy`` and ``entropy_by_region``.
-- **Verdicts with the seed spread**: ``compare_seeds``.
+- **Verdicts with the seed spread**: ``compare_seeds``; ``report_checks`` prints a notebook's
+  verdicts and its "not reproduced" line.
+- **The shared recipe**: ``vplr_config`` (the profile's config, at ``cpu`` the recipe of Table 2
+  / 6 and Figures 2-5, so the cached motion models and propagated sets are shared) and
+  ``recipe_text`` (that recipe in words, for the tables' notes).
 """
 from __future__ import annotations
 
@@ -29,6 +33,34 @@ IGNORE_INDEX = 255
 #: Cityscapes train ids the paper names as gaining most (Sec. 4.2, Table 3): "small/thin object
 #: classes, such as pole, street light/sign, person, rider and bicycle".
 THIN_CLASSES: tuple[int, ...] = (5, 6, 7, 11, 12, 18)
+
+
+#: The cpu recipe every VPLR training notebook shares (Tables 2, 3, 6, Figures 2-5): 250 steps on
+#: 96x96 crops. One recipe means one cached motion model G and one set of propagated samples.
+CPU_RECIPE = {"steps": 250, "crop_size": (96, 96)}
+
+
+def vplr_config(profile: str, name: str, steps: int | None = None, **overrides):
+    """The training config of a VPLR notebook: the ``profile``'s defaults, ``CPU_RECIPE`` at
+    ``cpu``, then ``steps`` (the notebook parameter; None keeps the profile's or the recipe's),
+    ``progress=False`` and ``overrides`` (e.g. ``loss="relaxation"``, Eq. 4-5). Fails fast
+    (``ConfigError`` / ``ValueError``) naming a bad parameter."""
+    from paperlib.config import config_from_params
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+        raise ValueError(f"parameter 'steps' must be an int >= 1 or None, got {steps!r}")
+    over = dict(CPU_RECIPE) if profile == "cpu" else {}
+    if steps is not None:
+        over["steps"] = steps
+    return config_from_params(profile, **{"name": name, "progress": False, **over, **overrides})
+
+
+def recipe_text(cfg, extra: str = "") -> str:
+    """The training recipe of a VPLR table in words, for its notes: model and width, steps, batch,
+    crop, ``extra`` (e.g. the loss) and the synthetic world trained on."""
+    (ch, cw), (h, w) = cfg.crop_size, cfg.world_image_size
+    return (f"{cfg.model} (width {cfg.model_width}), {cfg.steps} steps (batch {cfg.batch_size}, crop {ch}x{cw})"
+            + (f", {extra}" if extra else "")
+            + f", on the synthetic world ({cfg.world_domain}, {h}x{w}, {cfg.world_clips} training snippets)")
 
 
 # --- stand-in data for Table 1 -----------------------------------------------------------------
@@ -205,3 +237,22 @@ def describe(c: dict, unit: str = "") -> str:
     """``compare_seeds`` result as text: ``81.2 ± 0.3 vs 80.1 ± 0.4 (+1.1, spread 0.4: higher)``."""
     return (f"{c['mean_a']:.2f} ± {c['std_a']:.2f}{unit} vs {c['mean_b']:.2f} ± {c['std_b']:.2f}{unit} "
             f"({c['diff']:+.2f}, seed spread {c['spread']:.2f}: {c['outcome']})")
+
+
+def report_checks(checks: Sequence[tuple[bool, str]], profile: str, setting: str = "") -> list[str]:
+    """Print a notebook's verdicts and return the claims that did not reproduce.
+
+    ``checks``: ``(holds, text)`` pairs whose text starts with the claim, then ``:`` or `` (paper``
+    or `` (mean`` and the evidence. Prints ``YES`` / ``NO`` per check, then "Not reproduced at the
+    <profile> profile (<setting>): <claims or nothing>" and, at ``smoke``, that the numbers only
+    test the code path.
+    """
+    import re
+    for ok, text in checks:
+        print(f"{'YES' if ok else 'NO '}  {text}")
+    failed = [re.split(r":| \(paper| \(mean", text)[0] for ok, text in checks if not ok]
+    where = f" ({setting})" if setting else ""
+    print(f"\nNot reproduced at the {profile} profile{where}: " + ("; ".join(failed) if failed else "nothing"))
+    if profile == "smoke":
+        print("(smoke trains for a handful of steps: the numbers test the code path, not the paper.)")
+    return failed

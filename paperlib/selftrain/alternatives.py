@@ -234,6 +234,18 @@ def seed_compare(a: Sequence[float], b: Sequence[float]) -> dict:
     return {"holds": diff > 0, "clear": clear, "diff": diff, "spread": spread, "text": text}
 
 
+#: Run sizes per profile of the fixed-data protocol (CSST Table 2 and self-training Tables 7-9
+#: share it): training seeds, epochs (teacher: over the real set; students: over the real:pseudo
+#: mix), labelled training frames and unlabelled pool frames (None: the whole dataset). cpu fits
+#: ~9 core-minutes for 2 seeds with ``tiny_fcn`` width 16, 128x128 crops, batch 8.
+PROTOCOL_SCALE = {
+    "smoke": dict(seeds=[0], epochs=2, labelled=8, pool_clips=4),
+    "cpu": dict(seeds=[0, 1], epochs=32, labelled=32, pool_clips=48),
+    "gpu": dict(seeds=[0, 1, 2], epochs=60, labelled=150, pool_clips=600),
+    "paper": dict(seeds=[0], epochs=180, labelled=None, pool_clips=None),
+}
+
+
 def fixed_data(cfg) -> engine.TrainConfig:
     """``cfg`` reading the synthetic world it names from its exported folder (Cityscapes layout,
     world seed 0) instead of exporting the world of ``cfg.seed``: the data then stay the same

@@ -75,6 +75,28 @@ def world_pool(domain: str = "city_a", size=(128, 256), num_clips: int = 32, see
     return unlabelled(labelled), labelled
 
 
+def load_pool(cfg, pool_root: str | os.PathLike | None = None, num_clips: int = 32,
+              seed: int = 100) -> tuple[SegDataset, SegDataset]:
+    """The same-domain unlabelled pool of a self-training notebook: ``(images, labelled)`` as
+    ``world_pool`` returns them (self-training Sec. 3.1: the extra unlabelled images).
+
+    - ``pool_root`` given: the train images of that Cityscapes-layout folder (real data);
+    - else, when ``cfg`` (the config the notebook's parameters ask for, *before*
+      ``alternatives.fixed_data`` rewrites a world into its exported folder) names the synthetic
+      world: ``num_clips`` clips of its domain and image size from world seed ``seed``;
+    - else a ``ValueError`` naming ``pool_root``: a real dataset has no built-in pool.
+    """
+    from ..data.datasets import build_dataset
+    from ..data.transforms import build_eval_transform
+    if pool_root is not None:
+        labelled = build_dataset("cityscapes", pool_root, "train", build_eval_transform())
+        return unlabelled(labelled), labelled
+    if cfg.dataset == "world":
+        return world_pool(cfg.world_domain, cfg.world_image_size, num_clips=num_clips, seed=seed,
+                          progress=cfg.progress)
+    raise ValueError("parameter 'pool_root' is needed: a real dataset has no built-in unlabelled pool")
+
+
 # ---------------------------------------------------------------------------------------------
 # The real:pseudo mix
 # ---------------------------------------------------------------------------------------------
@@ -101,6 +123,12 @@ def mix_counts(n_real: int, ratio: Sequence[float] = (1, 1), epoch_size: int | N
         raise ValueError(f"epoch_size must be >= 1, got {epoch_size}")
     n_r = int(round(int(epoch_size) * r / (r + p)))
     return n_r, int(epoch_size) - n_r
+
+
+def ratio_pair(v) -> bool:
+    """[real, pseudo]: two numbers >= 0, real > 0"""
+    return isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) \
+        and v[0] > 0 and v[1] >= 0
 
 
 def _soft_k(ds) -> int:
