@@ -56,13 +56,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from paperlib.config import config_from_params
-from paperlib.data.synthetic import SyntheticWorld
 from paperlib.profiles import get_profile
 from paperlib.profiling import interleaved_best
 from paperlib.repro import check_params, positive_or_none, save_figure, write_table
 from paperlib.video import (KeyframeSegmenter, edge_map, evaluate_intervals, frame_tensor, interval_metrics,
-                            keyframe_cache_path, pretrained_keyframe, trained_pf)
+                            trained_pf, video_setup)
 from paperlib.video.analysis import compare_with_spread, edge_error_maps, edge_error_stats
 
 STARTED = time.time()
@@ -100,16 +98,11 @@ print(f"profile {profile}: world {domain} {H}x{W}; seeds {SEEDS}; sizes {S}")
 # ## Keyframe network, clips, PF variants (all cached)
 
 # %%
-key_cfg = config_from_params(profile, model="swiftnet_resnet18", model_width=S["key_width"], steps=S["key_steps"],
-                             world_domain=domain, name="gsvnet_key_SN", progress=False)
-key, key_info = pretrained_keyframe(key_cfg, progress=False)
+setup = video_setup(profile, {"SN": "swiftnet_resnet18"}, key_width=S["key_width"], key_steps=S["key_steps"],
+                    train_clips=S["train_clips"], val_clips=S["val_clips"], length=S["length"], domain=domain)
+key, key_info, cache = setup.keys["SN"], setup.key_info["SN"], setup.cache["SN"]
+train_clips, val_clips, val_idx = setup.train_clips, setup.val_clips, setup.val_idx
 print(f"SwiftNet-R18 keyframe net: val mIoU {100 * key_info['miou']:.1f} ({'cached' if key_info['cached'] else 'trained'})")
-world = SyntheticWorld(domain, size=(H, W), seed=0)
-train_idx = list(range(S["train_clips"]))
-val_idx = list(range(1000, 1000 + S["val_clips"]))
-train_clips = [world.clip(i, length=S["length"]) for i in tqdm(train_idx, desc="render train clips")]
-val_clips = [world.clip(i, length=S["length"]) for i in tqdm(val_idx, desc="render eval clips")]
-cache = {"key": keyframe_cache_path(key_cfg).name, "world": world.params(), "clips": train_idx, "length": S["length"]}
 pfs = {}
 for name, opts in VARIANTS.items():
     for seed in SEEDS:

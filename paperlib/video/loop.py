@@ -130,21 +130,35 @@ def _as_key(key_model: nn.Module, key_scale: float, stride: int) -> KeyframeSegm
 def propagate(frames: Frames, key: KeyframeSegmenter, pf: GSVNet, interval: int, flows=None,
               device=None, progress: bool = False) -> Iterator[torch.Tensor]:
     """Yield the 1/8-grid logits (1, C, h, w) of every frame (Fig. 1): keyframes through ``key``,
-    the others through ``pf`` from the previous output. ``flows[t - 1]`` (optional) is the exact
-    backward flow of frame t (t -> t-1), e.g. ``Clip.flow_bw``; otherwise PF's flow net runs."""
+    the others through ``pf`` from the previous output (or, for a ``pf`` with a ``keyframe`` method
+    such as A-Lite, from the ``"state"`` it returns: see ``keyframe_step``). ``flows[t - 1]``
+    (optional) is the exact backward flow of frame t (t -> t-1), e.g. ``Clip.flow_bw``; otherwise
+    PF's flow net runs."""
     schedule = keyframe_schedule(len(frames), interval)
     if flows is not None and len(flows) < len(frames) - 1:
         raise ValueError(f"need {len(frames) - 1} backward flows for {len(frames)} frames, got {len(flows)}")
-    prev_seg = prev_frame = None
+    state = prev_frame = None
     for t in tqdm(range(len(frames)), desc="segment_video", disable=not progress, leave=False):
         cur = frame_tensor(frames[t], device)
         if schedule[t] == 0:
-            seg = key(cur)
+            seg, state = keyframe_step(pf, key, cur)
         else:
             flow = flow_tensor(flows[t - 1], device) if flows is not None else None
-            seg = pf(prev_seg, prev_frame, cur, flow=flow)["out"]
+            step = pf(state, prev_frame, cur, flow=flow)
+            seg, state = step["out"], step.get("state", step["out"])
         yield seg
-        prev_seg, prev_frame = seg, cur
+        prev_frame = cur
+
+
+def keyframe_step(pf: nn.Module, key: KeyframeSegmenter, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits, state)`` of a keyframe: the state a non-key step propagates is the logits for PF;
+    a propagation model with its own ``keyframe(frame)`` (A-Lite: the keyframe net's features, see
+    ``alite.ALite``) gives both itself, and its steps return their next ``"state"``."""
+    if hasattr(pf, "keyframe"):
+        out = pf.keyframe(frame)
+        return out["out"], out["state"]
+    seg = key(frame)
+    return seg, seg
 
 
 @torch.no_grad()
@@ -235,16 +249,16 @@ def nonkey_loss(gsv: GSVNet, key: KeyframeSegmenter, frames: torch.Tensor, label
     if frames.dim() != 5 or frames.shape[1] < 2:
         raise ValueError(f"frames must be (N, T >= 2, 3, H, W), got {tuple(frames.shape)}")
     with torch.no_grad():
-        seg = key(frames[:, 0])
+        _, state = keyframe_step(gsv, key, frames[:, 0])
     supervise = flow_weight > 0 and flows is not None
     epe = frames.new_zeros(())
     for t in range(1, frames.shape[1]):
         flow = flows[:, t - 1] if flows is not None and not supervise else None
-        step = gsv(seg, frames[:, t - 1], frames[:, t], flow=flow)
+        step = gsv(state, frames[:, t - 1], frames[:, t], flow=flow)
         if supervise:
             target = resize_flow(flows[:, t - 1], step["flow"].shape[-2:])
             epe = epe + (step["flow"] - target).norm(dim=1).mean() / (frames.shape[1] - 1)
-        seg = step["out"]
+        seg, state = step["out"], step.get("state", step["out"])
     out = F.interpolate(seg, size=label.shape[-2:], mode="bilinear", align_corners=False)
     ce = F.cross_entropy(out, label, weight=class_weights, ignore_index=ignore_index)
     parts = {"ce": ce.detach()}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -160,6 +161,24 @@ def flow_epe(gsv: GSVNet, clips: Sequence, flows: Optional[Sequence] = None) -> 
     return total / max(n, 1)
 
 
+def pretrained_flownet(flownet: nn.Module, clips: Sequence, cache_params: dict, flow_steps: int, *, seed: int = 0,
+                       stride: int = 8, flow_width: int = 32, progress: bool = True) -> list[float]:
+    """Load into ``flownet`` (a ``LightFlowNet``) its pre-training on the clips' exact flow
+    (``pretrain_flownet``, ``flow_steps`` steps), cached by ``cache_params`` + these settings and
+    shared by every propagation model that uses the same flow net (PF variants, A-Lite). Returns
+    the EPE per pre-training step ([] when ``flow_steps`` is 0: nothing is loaded)."""
+    if not flow_steps:
+        return []
+
+    def pretrain(net: nn.Module) -> dict:
+        gsv = GSVNet(flow_width=flow_width, stride=stride)
+        gsv.flownet = net
+        return {"epe": pretrain_flownet(gsv, clips, flow_steps, seed=seed, progress=progress)}
+
+    flow_params = {**cache_params, "flow_steps": flow_steps, "seed": seed, "stride": stride, "flow_width": flow_width}
+    return cached_module("flownet", flow_params, flownet, pretrain)[1]["epe"]
+
+
 def trained_pf(key: nn.Module, clips: Sequence, cache_params: dict, *, pf_options: Optional[dict] = None,
                steps: int = 200, flow_steps: int = 300, batch_size: int = 4, lr: float = 0.01, interval: int = 5,
                seed: int = 0, distill_weight: float = 10.0, key_scale: float = 0.75,
@@ -176,18 +195,9 @@ def trained_pf(key: nn.Module, clips: Sequence, cache_params: dict, *, pf_option
     params = {**cache_params, "pf": opts, "steps": steps, "flow_steps": flow_steps, "batch_size": batch_size,
               "lr": lr, "interval": interval, "seed": seed, "distill_weight": distill_weight, "key_scale": key_scale}
 
-    def pretrain(flownet: nn.Module) -> dict:  # shared by every PF variant with the same flow settings
-        gsv = GSVNet(flow_width=opts.get("flow_width", 32), stride=opts.get("stride", 8))
-        gsv.flownet = flownet
-        return {"epe": pretrain_flownet(gsv, clips, flow_steps, seed=seed, progress=progress)}
-
     def make(pf: GSVNet) -> dict:
-        epe = []
-        if flow_steps:
-            flow_params = {**cache_params, "flow_steps": flow_steps, "seed": seed, "stride": opts.get("stride", 8),
-                           "flow_width": opts.get("flow_width", 32)}
-            _, info = cached_module("flownet", flow_params, pf.flownet, pretrain)
-            epe = info["epe"]
+        epe = pretrained_flownet(pf.flownet, clips, cache_params, flow_steps, seed=seed, stride=opts.get("stride", 8),
+                                 flow_width=opts.get("flow_width", 32), progress=progress)
         losses = train_nonkey(pf, key, sample_sequences(clips, interval, batch_size, seed=seed), steps, lr=lr,
                               distill_weight=distill_weight, key_scale=key_scale, progress=progress)
         return {"flow_epe_last": float(np.mean(epe[-20:])) if epe else None, "loss_first": float(np.mean(losses[:10])),
@@ -196,3 +206,52 @@ def trained_pf(key: nn.Module, clips: Sequence, cache_params: dict, *, pf_option
     torch.manual_seed(seed)
     pf, info = cached_module("pf", params, GSVNet(**opts), make)
     return pf.eval(), info
+
+
+@dataclass
+class VideoSetup:
+    """What every GSVNet notebook starts from (``video_setup``): trained keyframe nets per tag,
+    their training info, the world, the train / evaluation clips and their indices, and per tag the
+    ``cache_params`` that ``trained_pf`` / ``trained_alite`` need."""
+    keys: dict
+    key_info: dict
+    world: object
+    train_idx: list
+    val_idx: list
+    train_clips: list
+    val_clips: list
+    cache: dict
+
+
+def video_setup(profile: str, key_models: dict, *, key_width: Optional[int], key_steps: int, train_clips: int,
+                val_clips: int, length: int, domain: str = "city_a", progress: bool = False) -> VideoSetup:
+    """The keyframe networks and clips of the GSVNet notebooks, built the same way everywhere.
+
+    ``key_models``: tag -> registry name (e.g. ``{"SN": "swiftnet_resnet18"}``); each is trained once
+    on the world ``domain`` at ``profile`` (``pretrained_keyframe``, width ``key_width``, ``key_steps``
+    steps, cached). Clips of ``length`` frames at the profile's world size: training clips are world
+    clips 0..``train_clips``-1 (the keyframe nets saw at most their frame 19), evaluation clips start
+    at index 1000, disjoint from every exported split."""
+    from paperlib.config import config_from_params
+    from paperlib.data.synthetic import SyntheticWorld
+    from paperlib.profiles import get_profile
+
+    if not key_models:
+        raise ValueError("video_setup needs at least one keyframe model (key_models)")
+    if min(train_clips, val_clips) < 1 or length < 2:
+        raise ValueError(f"need train_clips, val_clips >= 1 and length >= 2, got {train_clips}, {val_clips}, {length}")
+    h, w = get_profile(profile).world_image_size
+    world = SyntheticWorld(domain, size=(h, w), seed=0)
+    train_idx, val_idx = list(range(train_clips)), list(range(1000, 1000 + val_clips))
+    keys, info, cache = {}, {}, {}
+    for tag, reg in key_models.items():
+        cfg = config_from_params(profile, model=reg, model_width=key_width, steps=key_steps, world_domain=domain,
+                                 name=f"gsvnet_key_{tag}", progress=False)
+        keys[tag], info[tag] = pretrained_keyframe(cfg, progress=progress)
+        cache[tag] = {"key": keyframe_cache_path(cfg).name, "world": world.params(), "clips": train_idx,
+                      "length": length}
+
+    def render(idx: list, what: str) -> list:
+        return [world.clip(i, length=length) for i in tqdm(idx, desc=f"render {what} clips")]
+
+    return VideoSetup(keys, info, world, train_idx, val_idx, render(train_idx, "train"), render(val_idx, "eval"), cache)
