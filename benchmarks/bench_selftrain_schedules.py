@@ -20,7 +20,7 @@ the paper's 64): the speed-up is model dependent (CSST Table 5). Every fixed cos
 op (image loading, the dispatch of dozens of small convolutions whose deepest maps are 2x2-4x4 at a
 64-pixel crop) does not shrink with the crop and caps the speed-up below the ideal; the lighter the
 model, the larger that share. Measured per sample on one core: tiny_fcn width 16 1.32x, ResNeXt-50
-width 8 1.55x, width 16 1.61x (ideal 1.68x). Width 16 is the smallest whose compute dominates those
+width 8 1.55x (a loaded machine), width 16 1.66x (quiet machine, median of 3 rounds; ideal 1.68x). Width 16 is the smallest whose compute dominates those
 fixed costs as it does for the full-width model on a GPU, and still runs in minutes on a CPU.
 
     python benchmarks/bench_selftrain_schedules.py [--model deeplabv3plus_resnext50] [--width 16] [--epochs 5]
