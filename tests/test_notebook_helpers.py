@@ -11,7 +11,7 @@ from paperlib.propagation.analysis import CPU_RECIPE, recipe_text, report_checks
 from paperlib.repro import check_params, config_overrides, profile_sizes
 from paperlib.selftrain import pipeline
 from paperlib.selftrain.alternatives import PROTOCOL_SCALE
-from paperlib.selftrain.pipeline import load_pool, ratio_pair
+from paperlib.selftrain.pipeline import load_pool, ratio_pair, ratio_pair_or_none
 
 SCALE = {"depth": 18, "width": 8, "steps": None, "seeds": [0, 1], "batch_size": 8}
 
@@ -53,6 +53,13 @@ def test_ratio_pair(v, ok):
 def test_ratio_pair_error_names_the_parameter():
     with pytest.raises(ValueError, match="'ratio'.*real > 0"):
         check_params({"ratio": [0, 1]}, {"ratio": ratio_pair})
+
+
+def test_ratio_pair_or_none_takes_the_profile_default_and_still_rejects_bad_pairs():
+    assert check_params({"ratio": None}, {"ratio": ratio_pair_or_none}) == {"ratio": None}
+    assert ratio_pair_or_none([1, 7]) is True
+    with pytest.raises(ValueError, match="'ratio'.*real > 0"):
+        check_params({"ratio": [0, 1]}, {"ratio": ratio_pair_or_none})
 
 
 def test_load_pool_of_the_world_uses_the_asked_config(monkeypatch):

@@ -131,6 +131,11 @@ def ratio_pair(v) -> bool:
         and v[0] > 0 and v[1] >= 0
 
 
+def ratio_pair_or_none(v) -> bool:
+    """None (the notebook's per-profile default) or [real, pseudo]: two numbers >= 0, real > 0"""
+    return v is None or ratio_pair(v)
+
+
 def _soft_k(ds) -> int:
     """top-k of the soft pseudo labels reachable in ``ds`` (0: hard labels only)."""
     if getattr(ds, "soft", False):
