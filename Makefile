@@ -24,6 +24,7 @@ test: venv
 
 reproduce: venv
 	$(PYTHON) -m paperlib reproduce --profile $(PROFILE) --jobs $(JOBS) $(if $(ONLY),--only $(ONLY),)
+	$(PYTHON) -m paperlib report
 
 lab: venv
 	$(VENV)/bin/jupyter lab --ServerApp.jpserver_extensions="{'jupytext': True}" notebooks/

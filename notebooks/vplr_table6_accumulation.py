@@ -56,7 +56,7 @@ from paperlib import engine
 from paperlib.data import get_dataset
 from paperlib.data.transforms import build_eval_transform
 from paperlib.propagation import motion_model_for, propagated_train_set
-from paperlib.propagation.analysis import recipe_text, report_checks, vplr_config
+from paperlib.propagation.analysis import recipe_text, vplr_config
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 
 STARTED = time.time()
@@ -131,37 +131,26 @@ save_figure(fig, "vplr", "table6", profile=profile, params=params, seeds=SEEDS, 
             notes="mIoU of the baseline, non-accumulated and accumulated propagated training sets; dots are seeds.")
 
 # %% [markdown]
+# ## Claims
+# Declared in `paperlib/reference/claims/vplr.toml` before this run; verdicts from
+# `paperlib.claims` (paired by seed: every arm shares each seed's initialisation and data order).
+
+# %%
+from paperlib import claims
+
+CLAIMS = claims.evaluate(claims.declared("vplr", "table6"), table, arm="method", value="mIoU")
+claims.show(CLAIMS);
+
+# %% [markdown]
 # ## The table
 # mIoU (%), `mean ± std` over seeds in the markdown (every seed's row in the csv), beside the
-# paper's mean and its sample standard deviation (`paper: mIoU sd`).
+# paper's mean and its sample standard deviation (`paper: mIoU sd`), then the claims.
 
 # %%
 notes = (recipe_text(base, f"loss {base.loss}") + ". "
          f"Propagation: VRec motion vectors (MotionNet width {G.info['width']}, {G.info['steps']} steps), joint "
          f"propagation, k = {k}. Seeds {SEEDS}.")
 write_table(table, "vplr", "table6", profile=profile, params=params, seeds=SEEDS, started=STARTED,
-            reference=True, notes=notes, by=["method"], value_cols=["mIoU"],
+            reference=True, notes=notes, by=["method"], value_cols=["mIoU"], claims=CLAIMS,
             data_fingerprint=SETS["Baseline"].fingerprint())
-agg.round(2)
-
-# %% [markdown]
-# ## Verdicts (computed)
-# A difference counts as *clear* only when it exceeds the larger seed standard deviation of the
-# two rows compared.
-
-# %%
-def compare(a, b, claim):
-    d = agg.loc[a, "mean"] - agg.loc[b, "mean"]
-    spread = np.nanmax([agg.loc[a, "std"], agg.loc[b, "std"], 0.0]) if len(SEEDS) > 1 else np.nan
-    clear = bool(len(SEEDS) > 1 and abs(d) > spread)
-    pd_ = paper.loc[a, "mIoU"] - paper.loc[b, "mIoU"]
-    return d > 0, (f"{claim}: {agg.loc[a, 'mean']:.2f} vs {agg.loc[b, 'mean']:.2f} ({d:+.2f}"
-                   + (f", seed spread {spread:.2f}{', clear' if clear else ', not clear'})" if len(SEEDS) > 1
-                      else ", one seed)") + f"; paper {pd_:+.2f}")
-
-
-checks = [compare("Non-accumulated", "Baseline", "Non-accumulated > baseline"),
-          compare("Accumulated", "Baseline", "Accumulated > baseline"),
-          compare("Non-accumulated", "Accumulated", "Non-accumulated > accumulated")]
-failed = report_checks(checks, profile, f"{base.steps} steps, {len(SEEDS)} seed(s), k = {k}")
 print(f"done in {time.time() - STARTED:.0f} s")

@@ -1,7 +1,8 @@
-"""Command line: ``python -m paperlib {reproduce,list,train}``.
+"""Command line: ``python -m paperlib {reproduce,list,report,train}``.
 
     python -m paperlib reproduce [--profile cpu] [--only NAME ...] [--jobs N] [--set key=value ...]
     python -m paperlib list
+    python -m paperlib report [--profile P]       (tables/index.csv and tables/REPRODUCTION.md)
     python -m paperlib train --config FILE [more train options]   (torchrun entry: paperlib.train)
 
 ``reproduce`` exits 1 when any notebook failed and 2 on bad arguments (unknown notebook or
@@ -33,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="notebooks and the tables/figures each writes")
     ls.add_argument("--notebooks-dir", default=None)
+
+    rp = sub.add_parser("report", help="write the results index tables/index.csv and tables/REPRODUCTION.md")
+    rp.add_argument("--profile", default=None,
+                    help="collect only this profile's tables (default: every profile but smoke)")
+    rp.add_argument("--output-root", default=None, help="where tables/ is (default: $PAPERLIB_OUTPUT_ROOT or the repo)")
 
     t = sub.add_parser("train", help="train one config (what torchrun runs)")
     t.add_argument("--config", required=True, help="JSON config file")  # other options: passed on
@@ -72,6 +78,18 @@ def _list(args) -> int:
     return 0
 
 
+def _report(args, parser) -> int:
+    from paperlib import report
+
+    try:
+        paths = report.write_report(args.output_root, args.profile)
+    except ValueError as e:
+        parser.exit(2, f"error: {e}\n")
+    for p in paths.values():
+        print(f"wrote {p}")
+    return 0
+
+
 def _train(args, rest: list[str]) -> int:
     try:
         from paperlib import train
@@ -91,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "reproduce":
         return _reproduce(args, parser)
+    if args.command == "report":
+        return _report(args, parser)
     return _list(args)
 
 

@@ -346,7 +346,8 @@ def _resolve_reference(reference, paper: str, table_id: str) -> pd.DataFrame | N
 # --- tables and figures ----------------------------------------------------------------------
 def write_table(df: pd.DataFrame, paper: str, table_id: str, *, profile: str, params=None,
                 seeds=None, reference=None, data_fingerprint=None, started=None, root=None,
-                notes=None, by=None, value_cols=None, floatfmt: str = ".2f") -> dict[str, Path]:
+                notes=None, by=None, value_cols=None, floatfmt: str = ".2f",
+                claims=None) -> dict[str, Path]:
     """Write ``tables/<paper>/<table_id>.<profile>.{csv,md,json}`` atomically; return the paths.
 
     - csv: ``df`` as is (every seed's row), the data of record; its sha256 is in the manifest.
@@ -358,10 +359,25 @@ def write_table(df: pd.DataFrame, paper: str, table_id: str, *, profile: str, pa
       gives the wall time.
     ``by`` / ``value_cols`` override which columns are group keys vs values (default: float
     columns are values).
+    ``claims``: the :func:`paperlib.claims.evaluate` results tested on this table, rendered as a
+    ``## Claims`` section and recorded in the manifest (with the hash of their definitions); a
+    string says the table only describes (model card, world statistics). Every table of a paper
+    (any key but ``paperlib``) must say one or the other.
     """
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"write_table expects a pandas DataFrame, got {type(df).__name__}")
     paths = table_paths(paper, table_id, profile, root)
+    if claims is None and paper != "paperlib":
+        raise ValueError(f"write_table({paper}/{table_id}): pass claims= (the evaluated claims of this "
+                         "table, or a string saying it only describes)")
+    if claims is not None and not isinstance(claims, str):
+        from paperlib.claims import ClaimResult
+
+        claims = list(claims)
+        bad = [type(c).__name__ for c in claims if not isinstance(c, ClaimResult)]
+        if bad or not claims:
+            raise ValueError(f"write_table({paper}/{table_id}): claims must be a non-empty list of "
+                             f"paperlib.claims.ClaimResult (got {bad or 'an empty list'}) or a string")
     ref = _resolve_reference(reference, paper, table_id)
     csv = df.to_csv(index=False, lineterminator="\n").encode()
     sha = hashlib.sha256(csv).hexdigest()
@@ -372,6 +388,14 @@ def write_table(df: pd.DataFrame, paper: str, table_id: str, *, profile: str, pa
         lines += [f"`paper:` columns: {ref.attrs.get('source', 'numbers reported in the paper')}", ""]
     if notes:
         lines += [str(notes), ""]
+    claims_extra: dict[str, Any] = {}
+    if claims is not None:
+        from paperlib import claims as claims_mod
+
+        lines += [claims_mod.markdown(claims)]
+        claims_extra = ({"claims": [], "describes": claims} if isinstance(claims, str) else
+                        {"claims": [r.record() for r in claims],
+                         "claims_sha256": claims_mod.definitions_sha256(r.claim for r in claims)})
     lines += [f"Made by paperlib at commit `{str(git['commit'])[:12]}`"
               f"{' (dirty)' if git['dirty'] is True else ''}; csv sha256 `{sha[:16]}`; "
               f"manifest `{paths['json'].name}`.", ""]
@@ -379,7 +403,8 @@ def write_table(df: pd.DataFrame, paper: str, table_id: str, *, profile: str, pa
     manifest = make_manifest("table", paper, table_id, profile, csv, files=list(paths.values()),
                              params=params, seeds=seeds, data_fingerprint=data_fingerprint,
                              started=started, notes=notes,
-                             extra={"reference": ref.attrs.get("source", "given") if ref is not None else None})
+                             extra={"reference": ref.attrs.get("source", "given") if ref is not None else None,
+                                    **claims_extra})
     atomic_write_files({paths["csv"]: csv, paths["md"]: md, paths["json"]: _dump_json(manifest)})
     _log_write(f"tables/{paper}/{table_id}.{profile}")
     return paths

@@ -31,6 +31,10 @@ def test_notebook_smoke(name, tmp_path):
         kind, paper, stem = w.split("/")
         manifest = json.loads((tmp_path / kind / paper / f"{stem}.json").read_text())
         assert manifest["profile"] == "smoke"
+        if kind == "tables" and paper != "paperlib":  # every paper table tests claims or says it describes
+            md = (tmp_path / kind / paper / f"{stem}.md").read_text()
+            assert "## Claims" in md, f"{w} has no claims section"
+            assert manifest.get("claims") or manifest.get("describes"), f"{w}: no claims in the manifest"
 
 
 @pytest.mark.slow
