@@ -65,7 +65,7 @@ from paperlib import engine
 from paperlib.data import get_dataset
 from paperlib.data.transforms import build_eval_transform
 from paperlib.propagation import motion_model_for, propagated_train_set
-from paperlib.propagation.analysis import recipe_text, report_checks, vplr_config
+from paperlib.propagation.analysis import recipe_text, vplr_config
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 
 STARTED = time.time()
@@ -170,9 +170,28 @@ save_figure(fig, "vplr", "table2", profile=profile, params=params, seeds=SEEDS, 
             notes="mIoU of a model trained on real + propagated samples at ±k vs k; this run beside the paper's Table 2.")
 
 # %% [markdown]
+# ## Claims
+# Declared in `paperlib/reference/claims/vplr.toml` before this run; verdicts from
+# `paperlib.claims`, paired by seed (every method and length shares each seed's initialisation
+# and data order; the k = 0 baseline is the same run in every method's rows). One claim per
+# statement and length: JP > LP and VRec > VPred at every `k` (the paper: "at all propagation
+# lengths"), every propagated set above the baseline (LP only up to ±4: at ±5 the paper's LP is
+# below it), and the short length (±1, the paper's best) above the longest (±5: "the quality of
+# the augmented samples becomes lower as we propagate further"). A length this run did not train
+# leaves its claims *not testable* (`t2_k{k}_run`).
+
+# %%
+from paperlib import claims
+
+RUN_CHECKS = {f"t2_k{k}_run": (k in KS, f"lengths trained: {KS}") for k in range(1, 6)}
+RUN_CHECKS["t2_k1_k5_run"] = (1 in KS and 5 in KS, f"lengths trained: {KS}")
+CLAIMS = claims.evaluate(claims.declared("vplr", "table2"), table, value="mIoU", checks=RUN_CHECKS)
+claims.show(CLAIMS);
+
+# %% [markdown]
 # ## The table
 # mIoU (%) per method and `k` (`mean ± std` over seeds in the markdown; every seed's row in the
-# csv), beside the paper's numbers.
+# csv), beside the paper's numbers, then the claims.
 
 # %%
 notes = (recipe_text(base) + " plus the "
@@ -180,50 +199,10 @@ notes = (recipe_text(base) + " plus the "
          f"{G['vrec'].info['width']}, {G['vrec'].info['steps']} self-supervised steps, DIS input flow. "
          f"Seeds {SEEDS} (initialisation and data order; same world and propagated sets). No relaxation.")
 write_table(table, "vplr", "table2", profile=profile, params=params, seeds=SEEDS, started=STARTED,
-            reference=True, notes=notes, by=["method", "k"], value_cols=["mIoU"],
+            reference=True, notes=notes, by=["method", "k"], value_cols=["mIoU"], claims=CLAIMS,
             data_fingerprint=sets[("baseline", 0)].fingerprint())
 pivot = agg.pivot(index="method", columns="k", values="mean").loc[list(METHODS)]
 pivot.round(2)
 
-# %% [markdown]
-# ## Verdicts (computed)
-# A difference counts as *clear* only when it exceeds the larger seed standard deviation of the
-# two cells compared (with one seed nothing is clear).
-
 # %%
-M = agg.set_index(["method", "k"])
-PROP = [k for k in KS if k > 0]
-
-
-def diff(a, b, k):
-    """(mean a - mean b, spread, clear) at length k."""
-    d = M.loc[(a, k), "mean"] - M.loc[(b, k), "mean"]
-    spread = np.nanmax([M.loc[(a, k), "std"], M.loc[(b, k), "std"], 0.0]) if len(SEEDS) > 1 else np.nan
-    return d, spread, bool(len(SEEDS) > 1 and abs(d) > spread)
-
-
-def at_every_k(a, b, claim):
-    ds = [diff(a, b, k) for k in PROP]
-    wins = sum(d > 0 for d, _, _ in ds)
-    clear = sum(c and d > 0 for d, _, c in ds)
-    detail = ", ".join(f"±{k}: {d:+.2f}" + (f" (spread {s:.2f})" if np.isfinite(s) else "")
-                       for k, (d, s, _) in zip(PROP, ds))
-    return wins == len(PROP), f"{claim}: {wins} of {len(PROP)} lengths ({clear} clearly). {a} − {b}: {detail}"
-
-
-checks = [at_every_k("VPred + JP", "VPred + LP", "JP > LP at every k (paper: 6 of 6, +0.3 to +0.6)"),
-          at_every_k("VRec + JP", "VPred + JP", "VRec ≥ VPred (JP) at every k (paper: 6 of 6, +0.1 to +0.3)")]
-for method in METHODS:
-    gains = [M.loc[(method, k), "mean"] - M.loc[(method, 0), "mean"] for k in PROP]
-    paper_gain = "all 5 above" if method != "VPred + LP" else "4 of 5 above (±5 below)"
-    checks.append((all(g > 0 for g in gains),
-                   f"{method} beats the baseline at every k (paper: {paper_gain}): "
-                   + ", ".join(f"±{k}: {g:+.2f}" for k, g in zip(PROP, gains))))
-for method in METHODS:
-    means = M.loc[method, "mean"]
-    best = int(means.idxmax())
-    middle = 0 < best < max(KS)
-    checks.append((middle, f"best k in the middle for {method} (neither 0 nor the longest, ±{max(KS)}): "
-                           f"best ±{best} ({means.max():.2f}); paper: best ±1 and a drop from ±4 on"))
-failed = report_checks(checks, profile, f"{base.steps} steps, {len(SEEDS)} seed(s), k in {KS}")
 print(f"done in {time.time() - STARTED:.0f} s")

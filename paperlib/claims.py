@@ -212,7 +212,7 @@ def parse(paper: str, entries: Iterable[Mapping[str, Any]], source: str = "<decl
 
 @lru_cache(maxsize=None)
 def _load(paper: str) -> tuple[Claim, ...]:
-    from paperlib.repro import check_paper
+    from paperlib.reference import check_paper
 
     path = DECLARATIONS / f"{check_paper(paper)}.toml"
     if not path.is_file():

@@ -22,7 +22,7 @@ What it guarantees:
   with the same global batch up to float summation order (tested) -- exactly so when every crop
   has the same number of non-ignored pixels, since each rank averages its loss over its own pixels.
 - **Crop schedules** (self-training / CSST Sec. 3.3): with ``cfg.crop_sizes`` each epoch trains
-  at its own crop size (``paperlib.selftrain.schedules.crop_schedule``) and, with
+  at its own crop size (``paperlib.schedules.crop_schedule``) and, with
   ``batch_scaling``, batch size; the loader is rebuilt per epoch, the poly schedule follows epoch
   progress (``lr_at``), and checkpoints / resume / DDP work unchanged.
 - **Reproducibility**: sample ``k`` of epoch ``e`` is loaded (and augmented) with RNGs seeded
@@ -315,11 +315,11 @@ def build_sampler(cfg: TrainConfig, dataset, rank: int, world: int) -> Sampler:
 
 def epoch_plan(cfg: TrainConfig, world: int = 1) -> list[tuple[int, int]] | None:
     """``(crop, global batch)`` of every epoch when the config has a crop schedule (self-training /
-    CSST Sec. 3.3, ``paperlib.selftrain.schedules``), else None. With ``batch_scaling`` the batch
+    CSST Sec. 3.3, ``paperlib.schedules``), else None. With ``batch_scaling`` the batch
     grows as the crop shrinks (``batch_for_crop``, a multiple of the ``world`` processes)."""
     if not cfg.crop_sizes:
         return None
-    from .selftrain.schedules import batch_for_crop, crop_schedule
+    from .schedules import batch_for_crop, crop_schedule
     crops = crop_schedule(cfg.crop_schedule, cfg.epochs, cfg.crop_sizes, cfg.crop_warmup_epochs,
                           cfg.crop_period)
     if not cfg.batch_scaling:

@@ -40,27 +40,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-PAPERS = ("vplr", "selftrain", "csst", "duchdc", "gsvnet", "paperlib")
+from paperlib.reference import PAPERS, check_id as _check_id, check_paper  # noqa: F401  (ids live in reference)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # no dots: they separate id and profile
 _WRITES_RE = re.compile(r"^#\s*paperlib:\s*writes\s+(.+)$", re.MULTILINE)
 _TITLE_RE = re.compile(r"^#\s+#+\s+(.+)$", re.MULTILINE)
 
 
 # --- names and paths -------------------------------------------------------------------------
-def check_paper(paper: str) -> str:
-    """Return ``paper`` if it is one of :data:`PAPERS`, else raise ``ValueError`` naming it."""
-    if paper not in PAPERS:
-        raise ValueError(f"unknown paper key {paper!r}; expected one of {', '.join(PAPERS)}")
-    return paper
-
-
-def _check_id(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _ID_RE.match(value):
-        raise ValueError(f"bad {what} {value!r}: use letters, digits, '_' or '-' (no dots or slashes)")
-    return value
-
-
 def output_root(root: str | os.PathLike | None = None) -> Path:
     """``root`` if given, else env ``PAPERLIB_OUTPUT_ROOT``, else the repository root."""
     if root is not None:

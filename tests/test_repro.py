@@ -81,7 +81,7 @@ def test_markdown_without_seeds_keeps_ints_and_single_runs():
 # --- write_table / save_figure ---------------------------------------------------------------
 def test_write_table_files_and_manifest(tmp_path):
     started = datetime.now().timestamp() - 5.0
-    paths = repro.write_table(seeded_table(), "vplr", "table1", profile="smoke",
+    paths = repro.write_table(seeded_table(), "vplr", "table1", profile="smoke", claims="a test table",
                               params={"steps": 3, "root": Path("/x")}, seeds=[0, 1, 2],
                               reference=True, data_fingerprint="abc123", started=started,
                               root=tmp_path, notes="test run")
@@ -116,7 +116,7 @@ def test_git_info_outside_a_repo(tmp_path, monkeypatch):
 
 def test_failed_write_leaves_no_partial_or_temp_file(tmp_path, monkeypatch):
     df = seeded_table()
-    repro.write_table(df, "vplr", "table1", profile="smoke", root=tmp_path)
+    repro.write_table(df, "vplr", "table1", profile="smoke", claims="a test table", root=tmp_path)
     folder = tmp_path / "tables" / "vplr"
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
 
@@ -125,9 +125,9 @@ def test_failed_write_leaves_no_partial_or_temp_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(repro.os, "replace", broken_replace)
     with pytest.raises(OSError, match="simulated"):
-        repro.write_table(df.assign(mIoU=df.mIoU * 2), "vplr", "table1", profile="smoke", root=tmp_path)
+        repro.write_table(df.assign(mIoU=df.mIoU * 2), "vplr", "table1", profile="smoke", claims="a test table", root=tmp_path)
     with pytest.raises(OSError, match="simulated"):
-        repro.write_table(df, "vplr", "table9", profile="smoke", root=tmp_path)
+        repro.write_table(df, "vplr", "table9", profile="smoke", claims="a test table", root=tmp_path)
     monkeypatch.undo()
 
     def broken_to_csv(self, *a, **k):
@@ -135,7 +135,7 @@ def test_failed_write_leaves_no_partial_or_temp_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", broken_to_csv)
     with pytest.raises(RuntimeError, match="simulated"):
-        repro.write_table(df, "vplr", "table2", profile="smoke", root=tmp_path)
+        repro.write_table(df, "vplr", "table2", profile="smoke", claims="a test table", root=tmp_path)
     # old files untouched, nothing new, no temp files left behind
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
@@ -152,7 +152,7 @@ def test_failure_between_replaces_keeps_every_file_whole(tmp_path, monkeypatch):
 
     monkeypatch.setattr(repro.os, "replace", replace_then_fail)
     with pytest.raises(OSError):
-        repro.write_table(seeded_table(), "csst", "table2", profile="smoke", root=tmp_path)
+        repro.write_table(seeded_table(), "csst", "table2", profile="smoke", claims="a test table", root=tmp_path)
     assert files_in(tmp_path) == ["table2.smoke.csv"]  # the renamed file is complete
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "tables/csst/table2.smoke.csv"), seeded_table())
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import register
+from .registry import register
 from .backbones import check_width, conv_bn_relu, init_weights, load_checkpoint, load_pretrained, resnet, scaled
 from .heads import resize
 from .segmentation import SegmentationModel, _finish

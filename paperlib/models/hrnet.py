@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from . import register
+from .registry import register
 from .backbones import check_width, conv_bn_relu, init_weights, scaled
 from .heads import OCRHead, resize
 from .segmentation import SegmentationModel, _finish

@@ -29,7 +29,7 @@ from typing import Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from . import register
+from .registry import register
 from .backbones import check_width, load_checkpoint, load_pretrained, resnet, hdc_block_rates, RESNET_DEPTHS
 from .heads import DeconvHead, DeepLabV3PlusHead, DUCHead, DilatedSum, FCNAuxHead, PSPHead, resize
 from .wrn38 import wrn38

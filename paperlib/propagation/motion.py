@@ -236,7 +236,7 @@ def _frame_source(frames_source, flow: str, split: str | None, progress: bool):
     if isinstance(frames_source, np.ndarray) or (isinstance(frames_source, (list, tuple))
                                                  and frames_source and isinstance(frames_source[0], np.ndarray)):
         return _ArrayFrames(frames_source)
-    from .dataset import SequenceFrames, sequence_root
+    from .frames import SequenceFrames, sequence_root
     root, split = sequence_root(frames_source, split=split, flow=flow == "exact", progress=progress)
     return SequenceFrames(root, split, flow=flow == "exact")
 

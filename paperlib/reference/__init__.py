@@ -9,18 +9,35 @@ the shared key columns and show the paper's values in ``paper: <col>`` columns.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 
+#: The paper keys: every table, figure, reference CSV and claim belongs to one of them.
+PAPERS = ("vplr", "selftrain", "csst", "duchdc", "gsvnet", "paperlib")
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # no dots: they separate id and profile
+
+
+def check_paper(paper: str) -> str:
+    """Return ``paper`` if it is one of :data:`PAPERS`, else raise ``ValueError`` naming it."""
+    if paper not in PAPERS:
+        raise ValueError(f"unknown paper key {paper!r}; expected one of {', '.join(PAPERS)}")
+    return paper
+
+
+def check_id(value: str, what: str) -> str:
+    """Return ``value`` if it is a valid table / figure / profile id, else raise ``ValueError``."""
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise ValueError(f"bad {what} {value!r}: use letters, digits, '_' or '-' (no dots or slashes)")
+    return value
+
 
 def path(paper: str, table_id: str) -> Path:
     """Where the reference CSV of ``paper``/``table_id`` lives."""
-    from paperlib.repro import _check_id, check_paper
-
-    return HERE / check_paper(paper) / f"{_check_id(table_id, 'table_id')}.csv"
+    return HERE / check_paper(paper) / f"{check_id(table_id, 'table_id')}.csv"
 
 
 def available() -> list[str]:
