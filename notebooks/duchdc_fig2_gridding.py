@@ -180,11 +180,48 @@ save_figure(stack([fig_top, fig_grid]), "duchdc", "fig2_gridding", profile=profi
             notes="Top: Figure 2 (a) rates 2,2,2 vs (b) 1,2,3. Bottom: coverage of each pattern with Eq. 2's verdict.")
 
 # %% [markdown]
+# ## Claims: Figure 2 and Eq. 2 (sanity checks)
+# Declared in `paperlib/reference/claims/duchdc.toml`; each is a structural `check` (pass / fail
+# from the computation above, never counted as a reproduction). The numbers of the paper's worked
+# examples (9 of 25 pixels; `M_2` = 2 and 5) come from `paperlib/reference/duchdc/fig2.csv`.
+
+# %%
+from paperlib import claims, reference
+
+ref = reference.load("duchdc", "fig2")
+ref_val = ref.set_index(["quantity", "rates"])["value"]
+one_r2 = coverage((2,))
+examples = ref[ref["quantity"] == "M_2 (Eq. 2)"]
+example_rates = [tuple(int(r) for r in str(p).split()) for p in examples["rates"]]
+sawtooth = table[table["rising from 1"]]
+rising = np.array([list(p) == sorted(p) for p in PATTERNS])
+CHECKS = {
+    "f2_figure2_gridding": (bool(has_gridding((2, 2, 2)) and not has_gridding((1, 2, 3))),
+                            f"hole fraction {hole_fraction((2, 2, 2)):.3f} vs {hole_fraction((1, 2, 3)):.3f}"),
+    "f2_figure2_same_region": (receptive_field((1, 2, 3)) == receptive_field((2, 2, 2)),
+                               f"RF {receptive_field((1, 2, 3))} vs {receptive_field((2, 2, 2))}"),
+    "f2_nine_of_25": (int(one_r2.sum()) == int(ref_val[("pixels used", "2")])
+                      and one_r2.size == int(ref_val[("region pixels", "2")]),
+                      f"{int(one_r2.sum())} of {one_r2.size} pixels"),
+    "f2_eq2_examples": (all(max_gap(r) == int(v) and hdc_valid(r) == (str(ok) == "True")
+                            for r, v, ok in zip(example_rates, examples["value"], examples["valid"])),
+                        "; ".join(f"{r}: M_2 = {max_gap(r)}, {'valid' if hdc_valid(r) else 'invalid'}"
+                                  for r in example_rates)),
+    "f2_eq2_exact_rising": (bool((table["M_2 (Eq. 2)"] == table["measured gap"])[rising].all()),
+                            f"{int(rising.sum())} rising pattern(s)"),
+    "f2_eq2_rule_sawtooth": (bool(sawtooth["agree"].all()), f"{len(sawtooth)} sawtooth pattern(s)"),
+}
+CLAIMS = claims.evaluate(claims.declared("duchdc", "gridding_patterns"), checks=CHECKS)
+claims.show(CLAIMS)
+disagree = table[~table["agree"]]
+print("Eq. 2's rule and the brute force disagree on:", ", ".join(disagree["pattern"]) or "none")
+
+# %% [markdown]
 # ## The table: Eq. 2 vs brute force
 
 # %%
 write_table(table, "duchdc", "gridding_patterns", profile=profile, params=params_out, started=STARTED,
-            value_cols=["hole fraction"], floatfmt=".4f",
+            value_cols=["hole fraction"], floatfmt=".4f", claims=CLAIMS,
             notes="M_2 by Eq. 2 (3x3 kernels); 'measured gap' = the same quantity on the brute-force "
                   "footprint of layers 2..n; 'Eq. 2 valid' = M_2 <= 3 and no common factor; "
                   "'holes' = brute-force coverage has holes inside its square.")
@@ -211,30 +248,33 @@ for v in variants:
                   "RF of res4+res5 (feature px)": receptive_field(br),
                   "stack has holes": has_gridding(br), "stack hole fraction": round(hole_fraction(br), 4)})
 variants_table = pd.DataFrame(vrows)
+
+# %% [markdown]
+# ## Claims: the HDC variants (sanity checks)
+# Structural `check`s on the whole res4+res5 stack of ResNet-101 (declared in
+# `paperlib/reference/claims/duchdc.toml`).
+
+# %%
+vt = variants_table.set_index("variant")
+VARIANT_CHECKS = {
+    "f2_variants_gridding": (bool(vt.loc["baseline", "stack has holes"]
+                                  and not vt.drop(index="baseline")["stack has holes"].any()),
+                             "holes: " + ", ".join(f"{v} {bool(h)}" for v, h in vt["stack has holes"].items())),
+    "f2_dilation_rf_keeps_rf": (int(vt.loc["dilation_rf", "RF of res4+res5 (feature px)"])
+                                == int(vt.loc["baseline", "RF of res4+res5 (feature px)"]),
+                                f"RF {vt.loc['dilation_rf', 'RF of res4+res5 (feature px)']} vs "
+                                f"{vt.loc['baseline', 'RF of res4+res5 (feature px)']} feature px"),
+}
+VARIANT_CLAIMS = claims.evaluate(claims.declared("duchdc", "hdc_variants"), checks=VARIANT_CHECKS)
+claims.show(VARIANT_CLAIMS);
+
+# %%
 write_table(variants_table, "duchdc", "hdc_variants", profile=profile, params={"profile": profile},
-            started=STARTED, value_cols=["stack hole fraction"], floatfmt=".4f",
+            started=STARTED, value_cols=["stack hole fraction"], floatfmt=".4f", claims=VARIANT_CLAIMS,
             notes="Computed from paperlib.models.backbones.hdc_block_rates (ResNet-101: 23 res4 and 3 res5 "
                   "blocks, one 3x3 conv per block). 'stack' = the whole res4+res5 sequence as one "
                   "stride-1 stack at the feature resolution.")
 variants_table.drop(columns=["res4 rates"])
 
-# %% [markdown]
-# ## Verdicts
-
 # %%
-sawtooth = table[table["rising from 1"]]
-rising = np.array([list(p) == sorted(p) for p in PATTERNS])
-verdicts = {
-    "Eq. 2 M_2 equals the measured gap on rising patterns":
-        bool((table["M_2 (Eq. 2)"] == table["measured gap"])[rising].all()),
-    "Eq. 2 rule agrees with brute force on every sawtooth pattern (r_1 = 1, rising)": bool(sawtooth["agree"].all()),
-    "(2,2,2) grids and (1,2,3) does not (Figure 2)": bool(has_gridding((2, 2, 2)) and not has_gridding((1, 2, 3))),
-    "DeepLab-v2 rates grid over res4+res5; every HDC variant is hole-free":
-        bool(variants_table.set_index("variant").loc["baseline", "stack has holes"]
-             and not variants_table[variants_table.variant != "baseline"]["stack has holes"].any()),
-}
-for k, v in verdicts.items():
-    print(f"{'YES' if v else 'NO '}  {k}")
-disagree = table[~table["agree"]]
-print("Eq. 2 and brute force disagree on:", ", ".join(disagree["pattern"]) or "none")
 print(f"done in {time.time() - STARTED:.1f} s")

@@ -46,7 +46,7 @@ class TrainConfig:
     # --- identity -----------------------------------------------------------------------
     name: str = "run"
     profile: str = "smoke"
-    seed: int = 0
+    seed: int = 0                              # training seed: initialisation and data order only
     # --- data ---------------------------------------------------------------------------
     dataset: str = "world"
     data_root: Optional[str] = None
@@ -56,6 +56,8 @@ class TrainConfig:
     max_images: Optional[int] = None          # cap on training images (None = all)
     max_eval_images: Optional[int] = None     # cap on validation images (None = all)
     world_domain: str = "city_a"               # synthetic world only
+    world_seed: int = 0                        # which world (its layout, clips, textures): not the training seed
+    noise_px: float = 0.0                      # the world's annotation noise on training labels (px; 0 = exact)
     world_image_size: tuple[int, int] = (64, 128)
     world_clips: int = 4
     clip_length: int = 8
@@ -258,6 +260,24 @@ class TrainConfig:
     def replace(self, **changes) -> "TrainConfig":
         """A copy with ``changes`` applied (and validated); unknown keys are named."""
         return self.from_dict({**self.to_dict(), **changes})
+
+
+def parse_overrides(items) -> dict[str, Any]:
+    """``["steps=10", "lr=0.01", "name=abc", "flip=true"]`` -> a typed dict: each value parsed as
+    JSON when it can be (``true``, ``[512, 1024]``), Python's ``True`` / ``False`` / ``None`` read
+    as such, anything else kept as text. The one parser behind every ``--set`` (``python -m
+    paperlib reproduce`` and ``python -m paperlib.train``); a bad item raises ``ConfigError``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = str(item).partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"bad override {item!r}: expected key=value with a Python identifier key")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = {"True": True, "False": False, "None": None}.get(raw, raw)
+    return out
 
 
 def config_from_params(profile: str = "smoke", **overrides) -> TrainConfig:

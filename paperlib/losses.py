@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-IGNORE_INDEX = 255
+from .data.labels import IGNORE_INDEX
 
 LossFn = Callable[[object, dict], torch.Tensor]
 #: name -> factory(**options) returning a ``LossFn``.

@@ -22,7 +22,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from paperlib.repro import atomic_write_files, output_root
+from paperlib.atomic import atomic_write_files
+from paperlib.repro import output_root
 
 PAPER_TITLES = {
     "vplr": "VPLR: Improving Semantic Segmentation via Video Propagation and Label Relaxation (CVPR 2019)",

@@ -31,15 +31,16 @@ import os
 import platform
 import re
 import subprocess
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from paperlib.atomic import atomic_write_files  # noqa: F401  (re-exported: repro.atomic_write_files)
+from paperlib.config import parse_overrides  # noqa: F401  (one --set parser; re-exported)
 from paperlib.reference import PAPERS, check_id as _check_id, check_paper  # noqa: F401  (ids live in reference)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -68,47 +69,6 @@ def figure_paths(paper: str, figure_id: str, profile: str, root=None) -> dict[st
     base = output_root(root) / "figures" / check_paper(paper)
     stem = f"{_check_id(figure_id, 'figure_id')}.{_check_id(profile, 'profile')}"
     return {ext: base / f"{stem}.{ext}" for ext in ("png", "json")}
-
-
-# --- atomic writes ---------------------------------------------------------------------------
-def _file_mode() -> int:
-    """Mode an ordinary new file gets under the current umask (mkstemp would give 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _write_temp(dest: Path, data: bytes) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
-
-
-def atomic_write_files(files: Mapping[Path, bytes]) -> list[Path]:
-    """Write several files atomically: every temp file first, then one ``os.replace`` each.
-
-    Content is rendered to bytes before this is called, so an error while rendering touches no
-    file; an error here removes every temp file it made. Each file on disk is always whole.
-    """
-    temps: dict[Path, Path] = {}
-    try:
-        for dest, data in files.items():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            temps[dest] = _write_temp(dest, data)
-        for dest, tmp in temps.items():
-            os.replace(tmp, dest)
-    finally:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)
-    return list(files)
 
 
 # --- provenance ------------------------------------------------------------------------------
@@ -495,21 +455,6 @@ def check_params(params: Mapping[str, Any], allowed: Mapping[str, Any]) -> dict[
     for name, value in params.items():
         _check_one(name, value, allowed[name])
     return dict(params)
-
-
-def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
-    """``["steps=10", "lr=0.01", "name=abc", "flip=true"]`` -> typed dict (JSON values, else str)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key.isidentifier():
-            raise ValueError(f"bad override {item!r}: expected key=value with a Python identifier key")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = {"True": True, "False": False, "None": None}.get(raw, raw)
-    return out
 
 
 # --- notebooks -------------------------------------------------------------------------------

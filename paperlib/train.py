@@ -16,21 +16,7 @@ import json
 import os
 import sys
 
-from .config import ConfigError, TrainConfig
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """``["steps=400", "name=x"]`` -> ``{"steps": 400, "name": "x"}``."""
-    out = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
-        try:
-            out[key] = json.loads(text)
-        except json.JSONDecodeError:
-            out[key] = text
-    return out
+from .config import ConfigError, TrainConfig, parse_overrides
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,7 +65,9 @@ def get_dataset(cfg, split: str, transform=None) -> SegDataset:
     """The dataset a ``TrainConfig`` names, for ``split``, with ``transform`` applied to items."""
     from .datasets import build_dataset
     if cfg.dataset == "world":
-        root = export_world(cfg.world_domain, cfg.world_image_size, cfg.world_clips, seed=cfg.seed,
+        noise = cfg.noise_px if split == cfg.train_split else 0.0  # evaluation is on exact labels
+        root = export_world(cfg.world_domain, cfg.world_image_size, cfg.world_clips, seed=cfg.world_seed,
+                            noise_px=noise,
                             progress=cfg.progress)
         ds = build_dataset("cityscapes", root, split, transform)
     else:

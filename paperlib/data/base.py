@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torchvision import tv_tensors
 
-IGNORE_INDEX = 255
+from .labels import IGNORE_INDEX  # noqa: F401  (the one definition)
 
 
 class DatasetError(ValueError):

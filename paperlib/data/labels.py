@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from cityscapesscripts.helpers import labels as _cs
 
+#: The label value every loss, metric, transform and warp ignores (Cityscapes' 255). Defined once here.
 IGNORE_INDEX = 255
 
 #: The 19 Cityscapes evaluation classes, indexed by train id.

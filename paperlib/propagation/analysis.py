@@ -212,6 +212,33 @@ def entropy_by_region(model: nn.Module, dataset, num_classes: int, window: int =
     return out
 
 
+# --- derived per-seed measures (claims on a difference of differences, a slope) ----------------
+def group_gain_gap(table, method: str, baseline: str = "Baseline", group: str = "thin classes",
+                   rest: str = "other classes", *, by: str = "class", arm: str = "method",
+                   value: str = "IoU", unit: str = "seed"):
+    """Per ``unit`` (seed): ``method``'s gain over ``baseline`` on the ``group`` row minus its gain
+    on the ``rest`` row (Table 3: "the largest improvements come from small/thin object classes").
+
+    ``table`` is long, one row per (``by``, ``arm``, ``unit``) with ``value``. Returns one row per
+    unit present in all four cells: ``{by: "<group-word> − <rest-word> gain", arm: method, unit,
+    value}`` (e.g. class ``"thin − other gain"``), NaN where a cell is NaN (a failed measurement,
+    which the claims layer drops and reports)."""
+    import pandas as pd
+
+    cell = table.set_index([by, arm, unit])[value]
+    if cell.index.duplicated().any():
+        raise ValueError(f"group_gain_gap: several rows per ({by}, {arm}, {unit})")
+    units = [u for u in table[unit].drop_duplicates()
+             if all((g, m, u) in cell.index for g in (group, rest) for m in (method, baseline))]
+    if not units:
+        raise ValueError(f"group_gain_gap: no {unit} has all of {group!r} / {rest!r} x {method!r} / {baseline!r}")
+    label = f"{group.split()[0]} − {rest.split()[0]} gain"
+    return pd.DataFrame([{by: label, arm: method, unit: u,
+                          value: float((cell[(group, method, u)] - cell[(group, baseline, u)])
+                                       - (cell[(rest, method, u)] - cell[(rest, baseline, u)]))}
+                         for u in units])
+
+
 # --- verdicts ----------------------------------------------------------------------------------
 def compare_seeds(a: Sequence[float], b: Sequence[float]) -> dict:
     """Is ``a`` >= ``b`` (values over seeds), and is the difference larger than the seed spread?

@@ -32,7 +32,7 @@ def sequence_root(source, *, split: str | None = None, flow: bool = False,
         if source.dataset == "world":
             from ..data import export_world
             root = export_world(source.world_domain, source.world_image_size, source.world_clips,
-                                seed=source.seed, sequence=True, flow=flow, progress=progress)
+                                seed=source.world_seed, sequence=True, flow=flow, progress=progress)
         elif source.dataset == "cityscapes":
             root = Path(source.data_root or "")
         else:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-IGNORE_INDEX = 255
+from ..data.labels import IGNORE_INDEX
 
 
 def _grid(motion: torch.Tensor) -> torch.Tensor:
