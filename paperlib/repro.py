@@ -3,8 +3,13 @@
 Every number paperlib reports lands in ``tables/<paper>/<table_id>.<profile>.{csv,md,json}`` and
 every figure in ``figures/<paper>/<figure_id>.<profile>.{png,json}``. The ``.json`` manifest beside
 each says how it was made (git commit and dirty flag, paperlib version, parameters, seeds, device,
-torch/CUDA versions, data fingerprint, wall time, timestamp, sha256 of the content). Files are
-written atomically (temp file in the same folder + ``os.replace``); git is the version history.
+threads, torch/CUDA versions, data fingerprint, sha256 of the content, claims). What describes one
+run rather than its result (wall time, timestamp) goes to ``build/runs/`` instead, and an output
+whose result is already on disk is not rewritten, so an identical regeneration leaves every
+tracked file as it was. Files are written atomically (temp file in the same folder +
+``os.replace``); inside a notebook run every output is staged and published together when the
+notebook succeeds (a failed or killed run leaves the previous outputs untouched); git is the
+version history.
 
 Output root: the ``root`` argument, else env ``PAPERLIB_OUTPUT_ROOT``, else the repository root
 (the folder holding ``paperlib/``, ``notebooks/`` and ``tables/``).
@@ -161,16 +166,79 @@ def make_manifest(kind: str, paper: str, item_id: str, profile: str, content: by
         "data_fingerprint": data_fingerprint,
         **environment_info(),
         "notebook": os.environ.get("PAPERLIB_NOTEBOOK"),
-        "wall_time_s": _wall_time(started),
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "notes": notes,
     }
     manifest.update(extra or {})
     return manifest
 
 
+def run_record(started=None) -> dict[str, Any]:
+    """What describes one run rather than its result (kept out of the tracked manifest, so an
+    identical regeneration leaves identical files): wall time and timestamp."""
+    return {"wall_time_s": _wall_time(started),
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
 def _dump_json(obj: Any) -> bytes:
     return (json.dumps(obj, indent=2, default=_jsonable, allow_nan=True) + "\n").encode()
+
+
+_COMMIT_RE = re.compile(rb"commit `[0-9a-z]+`( \(dirty\))?")
+
+
+def _same_output(files: Mapping[Path, bytes], manifest_path: Path) -> bool:
+    """True when the files on disk already hold this result: the manifests agree on everything
+    but the git commit (the earlier clean commit made the same bytes), and every other file is
+    byte-identical (a table's markdown up to its "made at commit" line)."""
+    if not manifest_path.is_file():
+        return False
+    try:
+        old = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    new = json.loads(files[manifest_path])
+    if old.get("git", {}).get("dirty") is not False or new.get("git", {}).get("dirty") is not False:
+        return False
+    if {k: v for k, v in old.items() if k != "git"} != {k: v for k, v in new.items() if k != "git"}:
+        return False
+    for path, data in files.items():
+        if path == manifest_path:
+            continue
+        if not path.is_file():
+            return False
+        cur = path.read_bytes()
+        if path.suffix == ".md":
+            cur, data = _COMMIT_RE.sub(b"commit", cur), _COMMIT_RE.sub(b"commit", data)
+        if cur != data:
+            return False
+    return True
+
+
+def publish(files: Mapping[Path, bytes], manifest_path: Path) -> bool:
+    """Write one output's files (csv/md/json or png/json) atomically, unless they already hold
+    the same result (then nothing is touched, so a regeneration leaves ``git status`` clean).
+    Returns whether anything was written."""
+    if _same_output(files, manifest_path):
+        return False
+    atomic_write_files(files)
+    return True
+
+
+def _emit(files: dict[Path, bytes], manifest_path: Path, entry: str, root, started) -> None:
+    """Write an output: straight into place (through :func:`publish`), or, inside a notebook run
+    of :func:`run_notebooks` (env ``PAPERLIB_STAGE_DIR``), into the run's staging folder, which
+    the runner publishes as a whole when the notebook succeeds. The run record (wall time,
+    timestamp) goes to ``build/runs/``."""
+    real = output_root(root).resolve()
+    stage = os.environ.get("PAPERLIB_STAGE_DIR") if root is None else None
+    record = {real / "build" / "runs" / f"{entry}.json": _dump_json(run_record(started))}
+    if stage:
+        staged = {Path(stage) / Path(p).resolve().relative_to(real): d for p, d in files.items()}
+        atomic_write_files({**staged, **record})
+    else:
+        publish(files, manifest_path)
+        atomic_write_files(record)
+    _log_write(entry)
 
 
 def _log_write(entry: str) -> None:
@@ -352,8 +420,8 @@ def write_table(df: pd.DataFrame, paper: str, table_id: str, *, profile: str, pa
                              started=started, notes=notes,
                              extra={"reference": ref.attrs.get("source", "given") if ref is not None else None,
                                     **claims_extra})
-    atomic_write_files({paths["csv"]: csv, paths["md"]: md, paths["json"]: _dump_json(manifest)})
-    _log_write(f"tables/{paper}/{table_id}.{profile}")
+    _emit({paths["csv"]: csv, paths["md"]: md, paths["json"]: _dump_json(manifest)}, paths["json"],
+          f"tables/{paper}/{table_id}.{profile}", root, started)
     return paths
 
 
@@ -371,8 +439,8 @@ def save_figure(fig, paper: str, figure_id: str, *, profile: str, params=None, r
     manifest = make_manifest("figure", paper, figure_id, profile, png, files=list(paths.values()),
                              params=params, seeds=seeds, data_fingerprint=data_fingerprint,
                              started=started, notes=notes)
-    atomic_write_files({paths["png"]: png, paths["json"]: _dump_json(manifest)})
-    _log_write(f"figures/{paper}/{figure_id}.{profile}")
+    _emit({paths["png"]: png, paths["json"]: _dump_json(manifest)}, paths["json"],
+          f"figures/{paper}/{figure_id}.{profile}", root, started)
     return paths
 
 
@@ -552,28 +620,63 @@ def _env(values: Mapping[str, str]):
                 os.environ[k] = v
 
 
+#: Threads per profile: part of a result's identity (float sums change with the thread count),
+#: so the runner fixes them and the manifest records them (``cpu_threads``). ``None``: leave as is.
+PROFILE_THREADS = {"smoke": 1, "cpu": 1, "gpu": None, "paper": None}
+
+
+def _thread_env(profile: str) -> dict[str, str]:
+    n = PROFILE_THREADS.get(profile)
+    return {} if n is None else {v: str(n) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
+def _staged_outputs(stage: Path, real: Path, written: Sequence[str]) -> list[tuple[dict[Path, bytes], Path]]:
+    """Each written output's staged files, as ``({destination: bytes}, destination manifest)``."""
+    out = []
+    for entry in written:
+        folder, stem = (stage / entry).parent, Path(entry).name
+        files = {real / entry.rsplit("/", 1)[0] / p.name: p.read_bytes()
+                 for p in sorted(folder.glob(f"{stem}.*")) if not p.name.endswith(".tmp")}
+        manifest = real / f"{entry}.json"
+        if manifest in files:
+            out.append((files, manifest))
+    return out
+
+
 def _execute(name: str, ipynb: str, executed: str, params: dict, cwd: str, kernel: str,
              env: dict, timeout: float | None, declared: list[str]) -> NotebookResult:
-    """Run one notebook with papermill (in this process; the kernel inherits ``env``)."""
+    """Run one notebook with papermill (in this process; the kernel inherits ``env``). Its
+    outputs are staged in ``env["PAPERLIB_STAGE_DIR"]`` and published together when it succeeds;
+    a failed run publishes nothing, so the previous outputs stay as they were."""
+    import shutil
+
     import papermill
 
     log = Path(env["PAPERLIB_WRITES_LOG"])
+    stage = Path(env["PAPERLIB_STAGE_DIR"])
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     Path(executed).parent.mkdir(parents=True, exist_ok=True)
     t0, error = time.perf_counter(), None
-    with _env(env):
-        try:
-            papermill.execute_notebook(ipynb, executed, parameters=params, kernel_name=kernel,
-                                       cwd=cwd, progress_bar=False, execution_timeout=timeout)
-        except papermill.PapermillExecutionError as e:
-            error = f"{e.ename}: {e.evalue} (cell {e.exec_count})"
-        except Exception as e:  # kernel died, timeout, bad notebook: record it and go on
-            error = f"{type(e).__name__}: {e}"
-    written = list(dict.fromkeys(log.read_text().split()))
+    try:
+        with _env(env):
+            try:
+                papermill.execute_notebook(ipynb, executed, parameters=params, kernel_name=kernel,
+                                           cwd=cwd, progress_bar=False, execution_timeout=timeout)
+            except papermill.PapermillExecutionError as e:
+                error = f"{e.ename}: {e.evalue} (cell {e.exec_count})"
+            except Exception as e:  # kernel died, timeout, bad notebook: record it and go on
+                error = f"{type(e).__name__}: {e}"
+        written = list(dict.fromkeys(log.read_text().split()))
+        if not error:
+            for files, manifest in _staged_outputs(stage, Path(env["PAPERLIB_OUTPUT_ROOT"]), written):
+                publish(files, manifest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        log.unlink(missing_ok=True)
     missing = [d for d in declared if not any(w.startswith(d + ".") for w in written)]
     return NotebookResult(name, "failed" if error else "ok", round(time.perf_counter() - t0, 2),
-                          written, error, executed, missing if not error else [])
+                          written if not error else [], error, executed, missing if not error else [])
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -625,9 +728,12 @@ def run_notebooks(names: Sequence[str] | None = None, profile: str = "cpu", jobs
     plan = _plan_parameters({n: _notebook_parameters(p) for n, p in ipynbs.items()},
                             profile, dict(overrides or {}))
     tasks = {}
+    run_id = f"{os.getpid()}-{time.time_ns()}"  # concurrent runs of one notebook never share a log
     for n in selected:
         env = {"PAPERLIB_PROFILE": profile, "PAPERLIB_OUTPUT_ROOT": str(out), "PAPERLIB_NOTEBOOK": n,
-               "PAPERLIB_WRITES_LOG": str(build / "logs" / profile / f"{n}.writes")}
+               "PAPERLIB_WRITES_LOG": str(build / "logs" / profile / f"{n}.{run_id}.writes"),
+               "PAPERLIB_STAGE_DIR": str(build / "staging" / profile / f"{n}.{run_id}"),
+               **_thread_env(profile)}
         tasks[n] = (n, str(ipynbs[n]), str(build / "executed" / profile / f"{n}.ipynb"), plan[n],
                     str(available[n].parent.resolve()), kernel, env, timeout,
                     notebook_writes(available[n]))

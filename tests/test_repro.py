@@ -22,7 +22,9 @@ def seeded_table() -> pd.DataFrame:
 
 
 def files_in(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    """Output files under ``folder`` (run records under ``build/`` are not outputs)."""
+    return sorted(p.name for p in folder.rglob("*") if p.is_file() and "build" not in p.relative_to(folder).parts) \
+        if folder.exists() else []
 
 
 # --- names -----------------------------------------------------------------------------------
@@ -91,8 +93,10 @@ def test_write_table_files_and_manifest(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(paths["csv"]), seeded_table())
     man = json.loads(paths["json"].read_text())
     for key in ("git", "paperlib_version", "params", "seeds", "device", "torch", "cuda",
-                "data_fingerprint", "wall_time_s", "timestamp", "content_sha256"):
+                "data_fingerprint", "content_sha256", "cpu_threads"):
         assert key in man, key
+    assert "timestamp" not in man and "wall_time_s" not in man  # what describes one run lives apart
+    run = json.loads((tmp_path / "build/runs/tables/vplr/table1.smoke.json").read_text())
     assert man["content_sha256"] == hashlib.sha256(paths["csv"].read_bytes()).hexdigest()
     assert man["params"] == {"steps": 3, "root": "/x"} and man["seeds"] == [0, 1, 2]
     import torch
@@ -100,13 +104,28 @@ def test_write_table_files_and_manifest(tmp_path):
     cuda = torch.cuda.is_available()
     assert man["data_fingerprint"] == "abc123" and man["torch"] == torch.__version__
     assert man["device"] == (torch.cuda.get_device_name(0) if cuda else "cpu")
-    assert 5.0 <= man["wall_time_s"] < 120
-    assert datetime.fromisoformat(man["timestamp"]).utcoffset().total_seconds() == 0
+    assert 5.0 <= run["wall_time_s"] < 120
+    assert datetime.fromisoformat(run["timestamp"]).utcoffset().total_seconds() == 0
     assert set(man["git"]) == {"commit", "dirty", "untracked"} and man["git"]["commit"] != ""
     assert "Table 1" in man["reference"]
     md = paths["md"].read_text()
     assert "paper: mIoU" in md and "2.00 ± 1.00" in md and "Table 1" in md and "test run" in md
     assert not [p for p in base.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_identical_result_leaves_files_untouched(tmp_path, monkeypatch):
+    clean = {"commit": "a" * 40, "dirty": False, "untracked": 0}
+    monkeypatch.setattr(repro, "git_info", lambda: dict(clean))
+    paths = repro.write_table(seeded_table(), "vplr", "table1", profile="smoke", claims="a test table",
+                              root=tmp_path, started=0.0)
+    before = {k: (p.read_bytes(), p.stat().st_mtime_ns) for k, p in paths.items()}
+    monkeypatch.setattr(repro, "git_info", lambda: {**clean, "commit": "b" * 40})  # a later commit
+    repro.write_table(seeded_table(), "vplr", "table1", profile="smoke", claims="a test table",
+                      root=tmp_path, started=1.0)
+    assert {k: (p.read_bytes(), p.stat().st_mtime_ns) for k, p in paths.items()} == before
+    repro.write_table(seeded_table().assign(mIoU=1.0), "vplr", "table1", profile="smoke",
+                      claims="a test table", root=tmp_path)
+    assert json.loads(paths["json"].read_text())["git"]["commit"] == "b" * 40  # a new result is written
 
 
 def test_git_info_outside_a_repo(tmp_path, monkeypatch):
@@ -262,6 +281,17 @@ def test_run_notebooks_keeps_going_and_reports(tmp_path, capsys):
     assert "5.00 ± 1.41" in (tmp_path / "tables/paperlib/nb_ok.smoke.md").read_text()
     summary = capsys.readouterr().out
     assert "nb_fail" in summary and "failed" in summary and "tables/paperlib/nb_ok.smoke" in summary
+    assert not (tmp_path / "tables/paperlib/nb_fail.smoke.csv").exists()  # the failed run published nothing
+    assert not any((tmp_path / "build/staging").rglob("*.*"))
+
+
+@pytest.mark.slow
+def test_failed_notebook_leaves_the_previous_outputs_intact(tmp_path):
+    old = repro.write_table(pd.DataFrame({"x": [1.0]}), "paperlib", "nb_fail", profile="smoke", root=tmp_path)
+    before = {k: p.read_bytes() for k, p in old.items()}
+    (r,) = repro.run_notebooks(["nb_fail"], "smoke", root=tmp_path, notebooks_dir=DATA, verbose=False)
+    assert r.status == "failed"
+    assert {k: p.read_bytes() for k, p in old.items()} == before
 
 
 @pytest.mark.slow

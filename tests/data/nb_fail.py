@@ -18,4 +18,12 @@
 profile = "smoke"
 
 # %%
+import pandas as pd
+
+from paperlib.repro import write_table
+
+# a half-finished run: one output written, then the notebook fails
+write_table(pd.DataFrame({"x": [99.0]}), "paperlib", "nb_fail", profile=profile)
+
+# %%
 raise RuntimeError("nb_fail fails on purpose")
