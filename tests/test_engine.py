@@ -266,7 +266,7 @@ def test_resume_is_exact_with_the_class_balanced_samplers(tmp_path, sampler):
 
 def test_cli_trains_from_a_config_file(tmp_path, monkeypatch, capsys):
     from paperlib import train as cli
-    monkeypatch.setattr(engine, "build_datasets",
+    monkeypatch.setattr(engine.loop, "build_datasets",  # the loop builds them from the config
                         lambda cfg: (Blobs(), Blobs(4, seed=1, augment=False)))
     path = _cfg(tmp_path / "run").save(tmp_path / "run.json")
     assert cli.main(["--config", str(path), "--set", "steps=3", "name=cli"]) == 0
