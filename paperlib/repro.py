@@ -168,6 +168,10 @@ def make_manifest(kind: str, paper: str, item_id: str, profile: str, content: by
         "notebook": os.environ.get("PAPERLIB_NOTEBOOK"),
         "notes": notes,
     }
+    from paperlib import cache
+
+    if cache.used():  # the cached trained roles (teachers, G, flow nets, ...) this run used
+        manifest["roles"] = cache.used()
     manifest.update(extra or {})
     return manifest
 

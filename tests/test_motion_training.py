@@ -55,7 +55,7 @@ def test_prediction_trains_on_crops_and_a_list_of_clips(data):
 def test_trained_model_is_cached_and_reused(data, monkeypatch):
     kw = dict(steps=2, lr=1e-3, batch_size=1, crop=(16, 16), width=0.1, progress=False)
     G1 = train_motion(_clip(), "prediction", **kw)
-    assert len(list((data / "motion").glob("prediction_dis_*.pt"))) == 1
+    assert len(list((data / "cache" / "motion").glob("*.pt"))) == 1
 
     def fail(*a, **k):
         raise AssertionError("trained again instead of loading the cache")

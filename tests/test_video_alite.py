@@ -161,7 +161,7 @@ def test_trained_alite_shares_pf_flow_pretraining_and_is_cached(key, clip, tmp_p
     kw = dict(steps=1, flow_steps=2, batch_size=1, interval=3, progress=False)
     pf, _ = trained_pf(key, [clip], cache, **kw)
     net, info = trained_alite(key, [clip], cache, flow_width=32, **kw)
-    assert not info["cached"] and len(list((tmp_path / "gsvnet" / "flownet").glob("*.pt"))) == 1
+    assert not info["cached"] and len(list((tmp_path / "cache" / "flownet").glob("*.pt"))) == 1
     again, info2 = trained_alite(key, [clip], cache, flow_width=32, **kw)
     assert info2["cached"] and torch.equal(again.fusion.weight, net.fusion.weight)
 

@@ -19,9 +19,7 @@ the public SDCNet's: 0.7 L1 on colour + 0.2 L1 on image gradients + 0.1 motion s
 from __future__ import annotations
 
 import hashlib
-import json
 import time
-from pathlib import Path
 from typing import Sequence
 
 import cv2
@@ -260,12 +258,6 @@ def _example(src, rng: np.random.Generator, mode: str, flow: str, crop: tuple[in
     return x_in, _img(cur[sl]), _img(nxt[sl])
 
 
-def _motion_cache_path(key: dict) -> Path:
-    from ..data import data_dir
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return data_dir() / "motion" / f"{key['mode']}_{key['flow']}_{digest}.pt"
-
-
 def train_motion(frames_source, mode: str = "prediction", flow: str = "dis", steps: int = 400,
                  lr: float = 1e-4, *, batch_size: int = 4, crop=(128, 128), width: float = 0.25,
                  seed: int = 0, split: str | None = None, weights: Sequence[float] = (0.7, 0.2, 0.1),
@@ -283,7 +275,7 @@ def train_motion(frames_source, mode: str = "prediction", flow: str = "dis", ste
     ``frames_source``: a ``TrainConfig`` (its world, exported with sequence frames, or its
     Cityscapes ``data_root``), a Cityscapes-layout root with ``leftImg8bit_sequence/<split>``,
     or (T, H, W, 3) uint8 clip array(s). With ``cache`` the trained weights are saved under
-    ``data_dir()/motion/``, keyed by every parameter and the source, and reused.
+    ``paperlib.cache`` (role ``motion``), keyed by every parameter and the source, and reused.
     ``model.history`` holds the per-step losses, ``model.input_flow`` the flow it was trained
     with (``export_propagated`` feeds it the same), ``model.info`` the parameters and wall time.
     """
@@ -305,34 +297,32 @@ def train_motion(frames_source, mode: str = "prediction", flow: str = "dis", ste
     key = {"format": _MOTION_FORMAT, "source": src.identity(), "mode": mode, "flow": flow,
            "steps": int(steps), "lr": float(lr), "batch_size": int(batch_size), "crop": list(crop),
            "width": float(width), "seed": int(seed), "weights": [float(w) for w in weights]}
-    path = _motion_cache_path(key)
-    model = MotionNet(mode, width)
-    if cache and path.is_file():
-        from ..engine import load_checkpoint
-        state = load_checkpoint(path)
-        model.load_state_dict(state["model"])
-        model.history, model.info = list(state["history"]), dict(state["info"], cached=str(path))
-        model.input_flow = flow
-        return model.eval()
-    torch.manual_seed(seed)
-    model = MotionNet(mode, width).to(device)
-    opt = make_optimizer(model, lr)
-    rng = np.random.default_rng(seed)
-    history, t0 = [], time.perf_counter()
-    bar = tqdm(range(int(steps)), desc=f"train G ({mode}, {flow} flow)", disable=not progress)
-    for _ in bar:
-        batch = [_example(src, rng, mode, flow, crop) for _ in range(batch_size)]
-        x, cur, nxt = (torch.cat([b[i] for b in batch]).to(device) for i in range(3))
-        loss = motion_loss(model(x), cur, nxt, weights)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        history.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{history[-1]:.4f}")
-    model = model.cpu().eval()
-    model.history, model.input_flow = history, flow
-    model.info = dict(key, wall_time=time.perf_counter() - t0)
-    if cache:
-        from ..engine import save_checkpoint
-        save_checkpoint(path, {"model": model.state_dict(), "history": history, "info": model.info})
+    from ..cache import cached
+
+    def build():
+        torch.manual_seed(seed)
+        model = MotionNet(mode, width).to(device)
+        opt = make_optimizer(model, lr)
+        rng = np.random.default_rng(seed)
+        history, t0 = [], time.perf_counter()
+        bar = tqdm(range(int(steps)), desc=f"train G ({mode}, {flow} flow)", disable=not progress)
+        for _ in bar:
+            batch = [_example(src, rng, mode, flow, crop) for _ in range(batch_size)]
+            x, cur, nxt = (torch.cat([b[i] for b in batch]).to(device) for i in range(3))
+            loss = motion_loss(model(x), cur, nxt, weights)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            history.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{history[-1]:.4f}")
+        return model.cpu(), dict(key, wall_time=time.perf_counter() - t0, history=history)
+
+    model, info = cached("motion", key, build, module=lambda: MotionNet(mode, width), enabled=cache)
+    model = model.eval()
+    model.history, model.input_flow = list(info.pop("history")), flow
+    model.info = {k: v for k, v in info.items() if k not in ("key", "path", "build_time_s")}
+    if info.get("cached"):
+        model.info["cached"] = info["path"]
+    else:
+        model.info.pop("cached", None)
     return model

@@ -2,8 +2,8 @@
 
 The GSVNet notebooks share one trained keyframe network per architecture (``pretrained_keyframe``)
 and reuse trained PF variants (``cached_module``): a later notebook, or a re-run, loads the weights
-instead of training again. Caches live under ``paperlib.data.data_dir() / "gsvnet"``; the file
-name carries a hash of the parameters, so a change of any parameter trains a new model.
+instead of training again. Both are roles of the one content-keyed cache (``paperlib.cache``):
+the key is a hash of everything that made them, so a change of any parameter trains a new model.
 
 How the flow network O is trained (Sec. 3.3 + appendix C): the paper trains PF end-to-end with
 the segmentation loss only, and the authors' code starts from a *pre-trained* lightweight flow
@@ -14,8 +14,6 @@ net (``optical_flow_network_path``). We pre-train O on the world's exact backwar
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,66 +33,64 @@ _NOT_IN_KEY = ("name", "progress", "out_dir", "log_every", "workers", "device", 
 
 
 def cache_dir() -> Path:
-    """``data_dir()/gsvnet`` (``$PAPERLIB_DATA`` or ``<repo>/data``)."""
-    from paperlib.data import data_dir
-    return data_dir() / "gsvnet"
+    """Where the GSVNet roles live: ``paperlib.cache.cache_root()`` (kept for the old name)."""
+    from paperlib.cache import cache_root
+    return cache_root()
 
 
-def params_key(params: dict) -> str:
-    """A short, stable hash of a JSON-able parameter dict (key order does not matter)."""
-    text = json.dumps(params, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+#: Bump when the way a keyframe net is trained changes (a new version trains a new role).
+KEYFRAME_VERSION = 1
+
+
+def _keyframe_config(cfg) -> dict:
+    return {"config": {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IN_KEY},
+            "version": KEYFRAME_VERSION}
 
 
 def keyframe_cache_path(cfg) -> Path:
     """Where ``pretrained_keyframe(cfg)`` keeps its weights."""
-    d = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IN_KEY}
-    return cache_dir() / "keyframe" / f"{cfg.model}_{params_key(d)}.pt"
+    from paperlib.cache import role_path
+    return role_path("keyframe", _keyframe_config(cfg))
 
 
 def pretrained_keyframe(cfg, progress: bool = True) -> tuple[nn.Module, dict]:
-    """The keyframe network N of Fig. 1 trained as ``cfg`` (a ``TrainConfig``) says, once.
+    """The keyframe network N of Fig. 1 trained as ``cfg`` (a ``TrainConfig``) says, once (a
+    ``paperlib.cache`` role shared by every notebook).
 
     The first call trains with ``paperlib.engine.train(cfg)`` (which also evaluates on the
-    validation split) and saves the weights atomically; later calls with the same config load
-    them. Returns ``(model in eval mode, info)``; ``info``: ``miou`` (validation, 0..1),
-    ``steps``, ``wall_time`` (of the training), ``cached`` (True when loaded), ``path``."""
-    from paperlib.engine import load_checkpoint, save_checkpoint, train
+    validation split); later calls with the same config load the weights. Returns ``(model in
+    eval mode, info)``; ``info``: ``miou`` (validation, 0..1), ``steps``, ``wall_time`` (of the
+    training), ``cached`` (True when loaded), ``path``."""
+    from paperlib.cache import cached
+    from paperlib.engine import train
     from paperlib.models import build
 
-    path = keyframe_cache_path(cfg)
     opts = dict(cfg.model_options, **({"width": cfg.model_width} if cfg.model_width else {}))
-    if path.is_file():
-        state = load_checkpoint(path)
-        model = build(cfg.model, num_classes=cfg.num_classes, **opts)
-        model.load_state_dict(state["model"])
-        return model.eval(), {**state["info"], "cached": True, "path": str(path)}
-    res = train(cfg.replace(progress=progress))
-    model = res["model"].cpu().eval()
-    info = {"miou": res["metrics"].get("miou"), "steps": res["step"], "wall_time": res["wall_time"]}
-    save_checkpoint(path, {"model": model.state_dict(), "config": cfg.to_dict(), "info": info})
-    return model, {**info, "cached": False, "path": str(path)}
+
+    def make():
+        res = train(cfg.replace(progress=progress))
+        info = {"miou": res["metrics"].get("miou"), "steps": res["step"], "wall_time": res["wall_time"]}
+        return res["model"].cpu(), info
+
+    model, info = cached("keyframe", _keyframe_config(cfg), make,
+                         module=lambda: build(cfg.model, num_classes=cfg.num_classes, **opts))
+    return model.eval(), info
 
 
 def cached_module(kind: str, params: dict, module: nn.Module,
                   make: Callable[[nn.Module], dict]) -> tuple[nn.Module, dict]:
-    """Load ``module``'s weights from ``cache_dir()/kind/<hash(params)>.pt``, or run
-    ``make(module)`` (which trains it in place and returns a JSON-able info dict) and save them.
-    ``params`` must describe everything ``make`` depends on. Returns ``(module, info)`` with
-    ``info["cached"]``."""
-    from paperlib.engine import load_checkpoint, save_checkpoint
+    """``module`` trained by ``make(module)`` (in place; returns a JSON-able info dict), once: a
+    ``paperlib.cache`` role keyed by ``kind`` and ``params``, which must describe everything
+    ``make`` depends on. Returns ``(module, info)`` with ``info["cached"]``."""
+    from paperlib.cache import cached
 
-    path = cache_dir() / kind / f"{params_key(params)}.pt"
-    if path.is_file():
-        state = load_checkpoint(path)
-        module.load_state_dict(state["model"])
-        return module, {**state["info"], "cached": True, "path": str(path)}
-    t0 = time.perf_counter()
-    info = dict(make(module) or {})
-    info["wall_time"] = time.perf_counter() - t0
-    save_checkpoint(path, {"model": module.state_dict(), "params": json.loads(json.dumps(params, default=str)),
-                           "info": info})
-    return module, {**info, "cached": False, "path": str(path)}
+    def build():
+        t0 = time.perf_counter()
+        info = dict(make(module) or {})
+        info["wall_time"] = time.perf_counter() - t0
+        return module, info
+
+    return cached(kind, params, build, module=module)
 
 
 def flow_pairs(clips: Sequence, batch_size: int, seed: int = 0):
