@@ -97,10 +97,10 @@ class Claim:
 
     @property
     def arms_text(self) -> str:
-        sign = ">" if self.direction > 0 else "<"
-        b = _arm_text(self.b) if self.b is not None else f"{self.value:g}"
         if self.kind == "check":
             return "structural check"
+        sign = ">" if self.direction > 0 else "<"
+        b = _arm_text(self.b) if self.b is not None else f"{self.value:g}"
         if self.kind == "null":
             return f"|{_arm_text(self.a)} - {b}| < {self.margin:g}"
         extra = f" + {self.min_effect:g}" if self.min_effect else ""
@@ -356,6 +356,7 @@ class ClaimResult:
                 "diffs": [_num(d) for d in self.diffs],
                 "failures": list(self.failures), "verdict": self.verdict,
                 "control": c.control, "control_status": self.control_status, "detail": self.detail,
+                "note": c.note,
                 "definition_sha256": c.sha256()}
 
 
@@ -503,13 +504,14 @@ def summary_frame(results: Sequence[ClaimResult]) -> pd.DataFrame:
         rows.append({"claim": f"`{c.id}`: {c.text}", "kind": c.kind, "test": c.arms_text,
                      "paper Δ": _f(c.paper_effect), "ours Δ ± SE": ours, "MDE": _f(r.mde, ".2f"),
                      "p": _f(r.p, ".3f"), "verdict": f"**{r.verdict}**",
-                     "note": "; ".join(x for x in [r.detail, *r.failures] if x)})
+                     "note": "; ".join(x for x in [c.note, r.detail, *r.failures] if x)})
     return pd.DataFrame(rows)
 
 
 def checks_frame(results: Sequence[ClaimResult]) -> pd.DataFrame:
     return pd.DataFrame([{"check": f"`{r.claim.id}`: {r.claim.text}", "result": f"**{r.verdict}**",
-                          "detail": r.detail} for r in results if r.claim.kind == "check"])
+                          "detail": "; ".join(x for x in [r.detail, r.claim.note] if x)}
+                         for r in results if r.claim.kind == "check"])
 
 
 def markdown(results: Sequence[ClaimResult] | str, unit: str = "seed") -> str:

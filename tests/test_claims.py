@@ -225,3 +225,17 @@ def test_write_table_renders_claims_and_report_indexes_them(tmp_path):
     before = out["index"].read_bytes(), out["report"].read_bytes()
     report.write_report(tmp_path)
     assert (out["index"].read_bytes(), out["report"].read_bytes()) == before  # deterministic
+
+
+def test_checks_without_arms_render_and_notes_are_shown(tmp_path):
+    from paperlib.repro import write_table
+
+    chk = claim("check", id="fits", a=None, b=None, text="feature map holds the rate", note="8x8 at 64 px")
+    dep = claim(id="dep", note="confounded: 3x the labelled pixels")
+    res = C.evaluate([chk, dep], data([21.0, 21.2, 20.9], [20.0, 20.1, 19.8]), arm="method",
+                     checks={"fits": True})
+    md = C.markdown(res)
+    assert "confounded: 3x the labelled pixels" in md and "8x8 at 64 px" in md
+    paths = write_table(data([1.0, 2.0], [0.0, 1.0]), "vplr", "t", profile="cpu", root=tmp_path, claims=res)
+    man = json.loads(paths["json"].read_text())
+    assert man["claims"][0]["arms"] == "structural check" and man["claims"][1]["note"].startswith("confounded")
