@@ -46,7 +46,7 @@
 # 128x128) and ~47 s per feature-level ERF (8 samples), ~15 minutes for `cpu`; the ResNet-50 at
 # `cpu` (feature map 81, 4 samples, 10 steps) is sized to fit ~6 minutes; `smoke` ~20 s.
 # Training here is only long enough to move the weights off their initialisation: the gridding
-# verdict is structural and holds at any training length.
+# checks are structural and hold at any training length.
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -181,37 +181,53 @@ save_figure(fig, "duchdc", "erf", profile=profile, params={**params, "depth": DE
             "feature_size": FEATURE, "image_size": IMAGE, "n_samples": SAMPLES, "train_steps": STEPS},
             seeds=[seed], data_fingerprint=fingerprint, started=STARTED)
 
+# %% [markdown]
+# ## Claims (sanity checks)
+# The ERF results are structural `check`s declared in `paperlib/reference/claims/duchdc.toml`
+# (pass / fail, never counted as reproductions): the checkerboard of standard dilation, its
+# absence under HDC, and a wider ERF for the larger theoretical RF. The thresholds (hole fraction
+# above 0.5 for a checkerboard, below 0.05 for none) are this notebook's, not the paper's. Only the
+# checks this run can compute (its variants and states) are evaluated.
+
+# %%
+from paperlib import claims
+
+
+def hole(state, v):
+    return float(stats[(stats.state == state) & (stats.variant == v)]["feature: hole fraction"].iloc[0])
+
+
+CHECKS = {}
+hdc = [v for v in VARIANTS if v.startswith("dilation")]
+for state in states:
+    if "baseline" in VARIANTS:
+        CHECKS[f"erf_checkerboard_{state}"] = (hole(state, "baseline") > 0.5,
+                                               f"hole fraction {hole(state, 'baseline'):.3f}")
+    if hdc:
+        CHECKS[f"erf_hdc_no_holes_{state}"] = (all(hole(state, v) < 0.05 for v in hdc),
+                                               ", ".join(f"{v} {hole(state, v):.3f}" for v in hdc))
+if {"no_dilation", "dilation_bigger"} <= set(VARIANTS):
+    u = stats[stats.state == "untrained"].set_index("variant")
+    CHECKS["erf_bigger_wider"] = (bool(u.loc["dilation_bigger", "feature: radius50"] > u.loc["no_dilation", "feature: radius50"]),
+                                  f"radius50 {u.loc['dilation_bigger', 'feature: radius50']:.1f} vs "
+                                  f"{u.loc['no_dilation', 'feature: radius50']:.1f} feature px")
+DECLARED = [c for c in claims.declared("duchdc", "erf_stats") if c.id in CHECKS]
+CLAIMS = claims.evaluate(DECLARED, checks=CHECKS) if DECLARED else \
+    f"effective-receptive-field statistics of the variants {VARIANTS} (no declared check applies to them)"
+if DECLARED:
+    claims.show(CLAIMS)
+
+# %% [markdown]
+# ## The table
+
 # %%
 write_table(stats, "duchdc", "erf_stats", profile=profile,
             params={**params, "depth": DEPTH, "width": WIDTH, "feature_size": FEATURE, "image_size": IMAGE,
                     "n_samples": SAMPLES, "train_steps": STEPS},
             seeds=[seed], data_fingerprint=fingerprint, started=STARTED, floatfmt=".3f",
-            value_cols=[c for c in stats.columns if c.startswith(("feature:", "image:"))],
+            value_cols=[c for c in stats.columns if c.startswith(("feature:", "image:"))], claims=CLAIMS,
             notes=f"deeplabv2_resnet101 scaled down: depth {DEPTH}, width {WIDTH}; ERF from the centre output "
                   f"pixel, {SAMPLES} standard-normal inputs; feature level = layer3+layer4 on a "
                   f"{FEATURE}x{FEATURE} layer2-shaped input; image level = the backbone (image -> layer4) on {IMAGE}x{IMAGE}.")
 
-# %% [markdown]
-# ## Verdicts
-
-# %%
-def hole(state, v):
-    return float(stats[(stats.state == state) & (stats.variant == v)]["feature: hole fraction"].iloc[0])
-
-
-verdicts = {}
-for state in states:
-    if "baseline" in VARIANTS:
-        verdicts[f"{state}: standard dilation (2s, 4s) leaves a checkerboard in the ERF (hole fraction > 0.5)"] = \
-            hole(state, "baseline") > 0.5
-    hdc = [v for v in VARIANTS if v.startswith("dilation")]
-    if hdc:
-        verdicts[f"{state}: HDC removes the checkerboard in the ERF (hole fraction < 0.05 for {', '.join(hdc)})"] = \
-            all(hole(state, v) < 0.05 for v in hdc)
-if {"no_dilation", "dilation_bigger"} <= set(VARIANTS):
-    s = stats[stats.state == "untrained"].set_index("variant")
-    verdicts["larger theoretical RF -> larger ERF (radius50: Dilation-bigger > No dilation)"] = \
-        bool(s.loc["dilation_bigger", "feature: radius50"] > s.loc["no_dilation", "feature: radius50"])
-for k, ok in verdicts.items():
-    print(f"{'YES' if ok else 'NO '}  {k}")
 print(f"done in {time.time() - STARTED:.1f} s")

@@ -52,7 +52,7 @@ def testable_here(declared: Sequence[Any], df: pd.DataFrame, arm: str | None,
         if metric not in df.columns:
             dropped[c.id] = f"no column {metric!r}"
         elif missing:
-            dropped[c.id] = "arm(s) not run: " + ", ".join(map(str, missing))
+            dropped[c.id] = "arm(s) not run: " + ", ".join(f"'{a}'" if isinstance(a, str) else str(a) for a in missing)
         else:
             kept[c.id] = c
     changed = True
