@@ -343,6 +343,7 @@ class ClaimResult:
     failures: list = dataclasses.field(default_factory=list)   # "arm unit: why"
     control_status: str = ""       # "<id>: pass|fail" of the control this depends on
     detail: str = ""
+    unit: str = ""                 # what the arms were paired by (seed, clip, ...)
 
     def record(self) -> dict[str, Any]:
         c = self.claim
@@ -352,7 +353,7 @@ class ClaimResult:
                 "paper_effect": c.paper_effect,
                 "ours_delta": _num(self.delta), "ours_se": _num(self.se), "n": self.n,
                 "p": _num(self.p), "mde": _num(self.mde), "a_mean": _num(self.a_mean),
-                "b_mean": _num(self.b_mean), "units": list(self.units),
+                "b_mean": _num(self.b_mean), "unit": self.unit or None, "units": list(self.units),
                 "diffs": [_num(d) for d in self.diffs],
                 "failures": list(self.failures), "verdict": self.verdict,
                 "control": c.control, "control_status": self.control_status, "detail": self.detail,
@@ -437,7 +438,7 @@ def _evaluate_one(c: Claim, df: pd.DataFrame | None, arm_col, metric_default, un
                        a_mean=(sum(a for a, _ in pairs) / len(pairs)) if pairs else math.nan,
                        b_mean=(sum(b for _, b in pairs) / len(pairs)) if pairs else math.nan,
                        units=[_jsonable_unit(u) for u in units], diffs=diffs, failures=failures,
-                       detail=detail)
+                       detail=detail, unit=unit)
 
 
 def _jsonable_unit(u):
@@ -514,11 +515,12 @@ def checks_frame(results: Sequence[ClaimResult]) -> pd.DataFrame:
                          for r in results if r.claim.kind == "check"])
 
 
-def markdown(results: Sequence[ClaimResult] | str, unit: str = "seed") -> str:
+def markdown(results: Sequence[ClaimResult] | str) -> str:
     """The ``## Claims`` section of a table (``results`` a string: the table only describes)."""
     lines = ["## Claims", ""]
     if isinstance(results, str):
         return "\n".join(lines + [f"This table only describes: {results}. It tests no paper claim.", ""])
+    unit = " / ".join(dict.fromkeys(r.unit for r in results if r.unit)) or "seed"
     lines += ["Verdicts from `paperlib.claims`, paired by " + unit + ": a directional claim is "
               "*reproduced* when the one-sided paired t-test at 5% agrees with the paper's direction, "
               "*reversed* when it is significant the other way, else *inconclusive*; a null claim needs "

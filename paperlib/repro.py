@@ -647,8 +647,71 @@ def _staged_outputs(stage: Path, real: Path, written: Sequence[str]) -> list[tup
     return out
 
 
+class _Watch:
+    """The terminal line of one running notebook: its name, current cell, elapsed time (ticking
+    even inside an hour-long cell) and the kernel's own status (``paperlib.progress``: the
+    engine's training step and time left)."""
+
+    def __init__(self, name: str, cells: int, status_file: str, position: int, enabled: bool):
+        import threading
+
+        from tqdm.auto import tqdm
+
+        self.status_file = status_file
+        self.bar = tqdm(total=cells, desc=name, position=position, leave=False, disable=not enabled,
+                        bar_format="{desc}: cell {n}/{total} [{elapsed}] {postfix}", dynamic_ncols=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def cell(self, index: int) -> None:
+        self.bar.n = int(index) + 1
+        self.bar.refresh()
+
+    def _loop(self) -> None:
+        from paperlib import progress
+
+        while not self._stop.wait(2.0):
+            self.bar.set_postfix_str(progress.read(self.status_file), refresh=False)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.bar.close()
+
+
+def _watched_engine(watch: _Watch) -> str:
+    """Register a papermill engine that tells ``watch`` which cell runs; return its name."""
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class Watched(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            start = nb_man.cell_start
+
+            def cell_start(cell, cell_index=None, **kw):
+                watch.cell(cell_index or 0)
+                return start(cell, cell_index, **kw)
+
+            nb_man.cell_start = cell_start
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register("paperlib-watched", Watched)
+    return "paperlib-watched"
+
+
+_SLOT = [1]  # this process's terminal row for its running notebook (the overall bar is row 0)
+
+
+def _init_worker(counter) -> None:
+    with counter.get_lock():
+        counter.value += 1
+        _SLOT[0] = counter.value
+
+
 def _execute(name: str, ipynb: str, executed: str, params: dict, cwd: str, kernel: str,
-             env: dict, timeout: float | None, declared: list[str]) -> NotebookResult:
+             env: dict, timeout: float | None, declared: list[str], verbose: bool = True) -> NotebookResult:
     """Run one notebook with papermill (in this process; the kernel inherits ``env``). Its
     outputs are staged in ``env["PAPERLIB_STAGE_DIR"]`` and published together when it succeeds;
     a failed run publishes nothing, so the previous outputs stay as they were."""
@@ -662,11 +725,16 @@ def _execute(name: str, ipynb: str, executed: str, params: dict, cwd: str, kerne
     log.write_text("")
     Path(executed).parent.mkdir(parents=True, exist_ok=True)
     t0, error = time.perf_counter(), None
+    import nbformat
+
+    watch = _Watch(name, len(nbformat.read(ipynb, as_version=4).cells), env["PAPERLIB_STATUS_FILE"],
+                   _SLOT[0], verbose)
     try:
         with _env(env):
             try:
                 papermill.execute_notebook(ipynb, executed, parameters=params, kernel_name=kernel,
-                                           cwd=cwd, progress_bar=False, execution_timeout=timeout)
+                                           cwd=cwd, progress_bar=False, execution_timeout=timeout,
+                                           engine_name=_watched_engine(watch))
             except papermill.PapermillExecutionError as e:
                 error = f"{e.ename}: {e.evalue} (cell {e.exec_count})"
             except Exception as e:  # kernel died, timeout, bad notebook: record it and go on
@@ -676,8 +744,10 @@ def _execute(name: str, ipynb: str, executed: str, params: dict, cwd: str, kerne
             for files, manifest in _staged_outputs(stage, Path(env["PAPERLIB_OUTPUT_ROOT"]), written):
                 publish(files, manifest)
     finally:
+        watch.close()
         shutil.rmtree(stage, ignore_errors=True)
         log.unlink(missing_ok=True)
+        Path(env["PAPERLIB_STATUS_FILE"]).unlink(missing_ok=True)
     missing = [d for d in declared if not any(w.startswith(d + ".") for w in written)]
     return NotebookResult(name, "failed" if error else "ok", round(time.perf_counter() - t0, 2),
                           written if not error else [], error, executed, missing if not error else [])
@@ -692,7 +762,9 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     import papermill  # noqa: F401  (preloaded for forked workers)
 
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method))
+    ctx = mp.get_context(method)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(ctx.Value("i", 0),))
 
 
 def format_summary(results: Sequence[NotebookResult]) -> str:
@@ -737,27 +809,43 @@ def run_notebooks(names: Sequence[str] | None = None, profile: str = "cpu", jobs
         env = {"PAPERLIB_PROFILE": profile, "PAPERLIB_OUTPUT_ROOT": str(out), "PAPERLIB_NOTEBOOK": n,
                "PAPERLIB_WRITES_LOG": str(build / "logs" / profile / f"{n}.{run_id}.writes"),
                "PAPERLIB_STAGE_DIR": str(build / "staging" / profile / f"{n}.{run_id}"),
+               "PAPERLIB_STATUS_FILE": str(build / "logs" / profile / f"{n}.{run_id}.status"),
                **_thread_env(profile)}
         tasks[n] = (n, str(ipynbs[n]), str(build / "executed" / profile / f"{n}.ipynb"), plan[n],
                     str(available[n].parent.resolve()), kernel, env, timeout,
-                    notebook_writes(available[n]))
+                    notebook_writes(available[n]), verbose)
     results: dict[str, NotebookResult] = {}
+    t_start = time.perf_counter()
+
+    def done(r: NotebookResult) -> None:
+        results[r.name] = r
+        bar.update()
+        if verbose:
+            tqdm.write(f"{r.name}: {r.status} in {_clock(r.wall_s)}"
+                       + (f" -- {r.error[:200]}; executed notebook: {r.executed}" if r.error else ""))
+
     if int(jobs) == 1 or len(tasks) == 1:
-        bar = tqdm(total=len(tasks), desc=f"notebooks ({profile})", unit="nb", disable=not verbose)
+        bar = tqdm(total=len(tasks), desc=f"notebooks ({profile})", unit="nb", disable=not verbose, position=0)
         for n, args in tasks.items():
-            bar.set_postfix_str(n)
-            results[n] = _execute(*args)
-            bar.update()
+            done(_execute(*args))
     else:
         with _pool(min(int(jobs), len(tasks))) as pool:  # before tqdm starts its monitor thread
-            bar = tqdm(total=len(tasks), desc=f"notebooks ({profile})", unit="nb", disable=not verbose)
+            bar = tqdm(total=len(tasks), desc=f"notebooks ({profile})", unit="nb", disable=not verbose, position=0)
             futures = {pool.submit(_execute, *args): n for n, args in tasks.items()}
             for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
-                bar.update()
+                done(fut.result())
     bar.close()
     ordered = [results[n] for n in selected]
     if verbose:
         print(format_summary(ordered), flush=True)
+        print(f"total: {_clock(time.perf_counter() - t_start)} wall for {len(ordered)} notebook(s) "
+              f"({_clock(sum(r.wall_s for r in ordered))} of notebook time, {jobs} job(s)); "
+              f"executed notebooks in {build / 'executed' / profile}", flush=True)
     return ordered
+
+
+def _clock(seconds: float) -> str:
+    """``1234.5`` -> ``"20m35s"``."""
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m else f"{seconds:.1f}s"
 

@@ -239,3 +239,10 @@ def test_checks_without_arms_render_and_notes_are_shown(tmp_path):
     paths = write_table(data([1.0, 2.0], [0.0, 1.0]), "vplr", "t", profile="cpu", root=tmp_path, claims=res)
     man = json.loads(paths["json"].read_text())
     assert man["claims"][0]["arms"] == "structural check" and man["claims"][1]["note"].startswith("confounded")
+
+
+def test_the_pairing_unit_is_recorded_and_rendered():
+    df = data([0.9, 0.8, 0.95], [0.7, 0.6, 0.8]).rename(columns={"seed": "clip"})
+    res = C.evaluate([claim()], df, arm="method", unit="clip")
+    assert res[0].unit == "clip" and res[0].record()["unit"] == "clip"
+    assert "paired by clip" in C.markdown(res)
