@@ -158,10 +158,10 @@ save_figure(fig, "vplr", "table3", profile=profile, params=params, seeds=SEEDS, 
 
 # %%
 from paperlib import claims
-from paperlib.propagation.analysis import group_gain_gap
+from paperlib.propagation.analysis import group_gain_gap, stack_frames
 
 GAPS = pd.concat([group_gain_gap(table, m) for m in ("+ VRec with JP", "+ Label Relaxation")], ignore_index=True)
-CLAIMS = claims.evaluate(claims.declared("vplr", "table3"), pd.concat([table, GAPS], ignore_index=True),
+CLAIMS = claims.evaluate(claims.declared("vplr", "table3"), stack_frames(table, GAPS),
                          value="IoU")
 claims.show(CLAIMS)
 gains = wide.loc[["+ VRec with JP", "+ Label Relaxation"]] - wide.loc["Baseline"]

@@ -1,13 +1,13 @@
 """The helpers folded out of the notebooks' setup blocks: per-profile sizes (repro), the
-self-training pool and ratio rule (selftrain.pipeline / alternatives), the VPLR recipe and
-verdict report (propagation.analysis)."""
+self-training pool and ratio rule (selftrain.pipeline / alternatives), the VPLR recipe
+(propagation.analysis)."""
 from __future__ import annotations
 
 import pytest
 
 from fixtures import write_cityscapes
 from paperlib.config import config_from_params
-from paperlib.propagation.analysis import CPU_RECIPE, recipe_text, report_checks, vplr_config
+from paperlib.propagation.analysis import CPU_RECIPE, recipe_text, vplr_config
 from paperlib.repro import check_params, config_overrides, profile_sizes
 from paperlib.selftrain import pipeline
 from paperlib.selftrain.alternatives import PROTOCOL_SCALE
@@ -99,25 +99,6 @@ def test_vplr_config_cpu_recipe_and_steps():
 def test_vplr_config_names_bad_steps(bad):
     with pytest.raises(ValueError, match="'steps'"):
         vplr_config("smoke", "nb", steps=bad)
-
-
-def test_report_checks_prints_and_returns_the_failed_claims(capsys):
-    checks = [(True, "JP > LP at every k (paper: 6 of 6): 3 of 3"),
-              (False, "VRec > VPred: 1 of 3 lengths"),
-              (False, "best k in the middle (paper: ±1) (mean 3)"),
-              (False, "gain at k (mean gap +0.2)")]
-    failed = report_checks(checks, "smoke", "10 steps")
-    assert failed == ["VRec > VPred", "best k in the middle", "gain at k"]
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("YES  JP > LP") and out[1].startswith("NO   VRec")
-    assert "Not reproduced at the smoke profile (10 steps): VRec > VPred; best k in the middle; gain at k" in out
-    assert out[-1].startswith("(smoke trains")
-
-
-def test_report_checks_all_hold_at_cpu(capsys):
-    assert report_checks([(True, "a: b")], "cpu") == []
-    out = capsys.readouterr().out
-    assert "Not reproduced at the cpu profile: nothing" in out and "smoke trains" not in out
 
 
 def test_recipe_text_hand_written():

@@ -1,4 +1,4 @@
-"""Helpers for the VPLR ablation notebooks (Table 1, Table 3, Figures 2-4).
+"""Helpers for the VPLR notebooks (Tables 1-3, Figures 2-5, propagated-label quality).
 
 - **Stand-in data** for Table 1 (Sec. 4.1 "Mapillary pre-training", "class uniform sampling on
   fine + coarse"): ``fine_world`` / ``WorldFineLabels`` (the ``city_fine`` domain with its
@@ -8,8 +8,12 @@
   sampler's ``extra_index``, so they add centroids of chosen classes and no random crops).
 - **Boundaries and entropy** for Figure 3: ``boundary_pixels`` (|N| > 1 in a window, the
   pixels Eq. 5 relaxes), ``softmax_entropy`` and ``entropy_by_region``.
-- **Verdicts with the seed spread**: ``compare_seeds``; ``report_checks`` prints a notebook's
-  verdicts and its "not reproduced" line.
+- **Derived per-unit measures** for ``paperlib.claims`` (claims on a difference of differences,
+  a slope along k, a best length): ``group_gain_gap`` (Table 3: thin vs other classes' gain),
+  ``arm_difference``, ``slope_per_unit``, ``best_per_unit``, ``gap_trend`` (Figures 4, 5b: the
+  gap's slope along k, the shift of the best k), ``unit_measures`` (per-clip means and slopes of
+  propagated-label quality) and ``stack_frames`` (a table and its derived measures in one frame).
+  Verdicts themselves come from ``paperlib.claims`` only.
 - **The shared recipe**: ``vplr_config`` (the profile's config, at ``cpu`` the recipe of Table 2
   / 6 and Figures 2-5, so the cached motion models and propagated sets are shared) and
   ``recipe_text`` (that recipe in words, for the tables' notes).
@@ -239,47 +243,118 @@ def group_gain_gap(table, method: str, baseline: str = "Baseline", group: str = 
                          for u in units])
 
 
-# --- verdicts ----------------------------------------------------------------------------------
-def compare_seeds(a: Sequence[float], b: Sequence[float]) -> dict:
-    """Is ``a`` >= ``b`` (values over seeds), and is the difference larger than the seed spread?
-
-    ``spread`` is the larger of the two sample standard deviations (ddof=1; 0 with one seed).
-    ``outcome``: ``"higher"`` (diff > spread), ``"lower"`` (diff < -spread) or ``"within
-    spread"``; ``holds`` is ``diff >= 0`` (the direction, whatever the spread).
-    """
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.size == 0 or b.size == 0:
-        raise ValueError("compare_seeds: need at least one value on each side")
-    std = [float(np.std(v, ddof=1)) if v.size > 1 else 0.0 for v in (a, b)]
-    diff = float(a.mean() - b.mean())
-    spread = max(std)
-    outcome = "higher" if diff > spread else "lower" if diff < -spread else "within spread"
-    if spread == 0.0 and diff == 0.0:
-        outcome = "within spread"
-    return {"mean_a": float(a.mean()), "mean_b": float(b.mean()), "std_a": std[0], "std_b": std[1],
-            "diff": diff, "spread": spread, "holds": diff >= 0, "outcome": outcome}
+def arm_difference(table, a, b, *, arm: str, value: str, on: Sequence[str]):
+    """``a - b`` of ``value`` per key ``on`` (e.g. ``["motion", "k", "seed"]``): the rows of arm
+    ``a`` (``table[arm] == a``) minus the matching rows of arm ``b``. Keys present in only one arm
+    are left out; NaN stays NaN. Returns a frame with the ``on`` columns and ``value``."""
+    on = list(on)
+    sides = []
+    for name in (a, b):
+        rows = table[table[arm] == name]
+        if rows.empty:
+            raise ValueError(f"arm_difference: no rows with {arm} = {name!r}")
+        if rows.duplicated(on).any():
+            raise ValueError(f"arm_difference: several rows per {on} for {arm} = {name!r}")
+        sides.append(rows.set_index(on)[value])
+    diff = sides[0] - sides[1]
+    keep = sides[0].index.intersection(sides[1].index)
+    return diff.loc[keep].rename(value).reset_index()
 
 
-def describe(c: dict, unit: str = "") -> str:
-    """``compare_seeds`` result as text: ``81.2 ± 0.3 vs 80.1 ± 0.4 (+1.1, spread 0.4: higher)``."""
-    return (f"{c['mean_a']:.2f} ± {c['std_a']:.2f}{unit} vs {c['mean_b']:.2f} ± {c['std_b']:.2f}{unit} "
-            f"({c['diff']:+.2f}, seed spread {c['spread']:.2f}: {c['outcome']})")
+def slope_per_unit(table, x: str, value: str, *, unit: str = "seed", by: Sequence[str] = ()):
+    """Least-squares slope of ``value`` against ``x`` per ``unit`` (and ``by`` group): the per-seed
+    form of "it grows with k". NaN where a group has a NaN value or fewer than two distinct ``x``.
+    Returns a frame with the ``by`` columns, ``unit`` and ``value`` (the slope, value units per x)."""
+    import pandas as pd
+
+    keys = [*by, unit]
+    rows = []
+    for key, g in table.groupby(keys, sort=False):
+        xs, ys = g[x].to_numpy(float), g[value].to_numpy(float)
+        ok = len(np.unique(xs)) >= 2 and np.isfinite(ys).all()
+        slope = float(np.polyfit(xs, ys, 1)[0]) if ok else float("nan")
+        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), value: slope})
+    return pd.DataFrame(rows, columns=[*keys, value])
 
 
-def report_checks(checks: Sequence[tuple[bool, str]], profile: str, setting: str = "") -> list[str]:
-    """Print a notebook's verdicts and return the claims that did not reproduce.
+def best_per_unit(table, x: str, value: str, *, unit: str = "seed", by: Sequence[str] = ()):
+    """The ``x`` with the highest ``value`` per ``unit`` (and ``by`` group): e.g. the best
+    propagation length of one seed's curve. A tie goes to the smallest ``x`` (so a flat curve has
+    no "longer" best); NaN if any value of the group is NaN. Returns ``by``, ``unit``, ``x``."""
+    import pandas as pd
 
-    ``checks``: ``(holds, text)`` pairs whose text starts with the claim, then ``:`` or `` (paper``
-    or `` (mean`` and the evidence. Prints ``YES`` / ``NO`` per check, then "Not reproduced at the
-    <profile> profile (<setting>): <claims or nothing>" and, at ``smoke``, that the numbers only
-    test the code path.
-    """
-    import re
-    for ok, text in checks:
-        print(f"{'YES' if ok else 'NO '}  {text}")
-    failed = [re.split(r":| \(paper| \(mean", text)[0] for ok, text in checks if not ok]
-    where = f" ({setting})" if setting else ""
-    print(f"\nNot reproduced at the {profile} profile{where}: " + ("; ".join(failed) if failed else "nothing"))
-    if profile == "smoke":
-        print("(smoke trains for a handful of steps: the numbers test the code path, not the paper.)")
-    return failed
+    keys = [*by, unit]
+    rows = []
+    for key, g in table.groupby(keys, sort=False):
+        g = g.sort_values(x)
+        ys = g[value].to_numpy(float)
+        best = float(g[x].to_numpy(float)[int(np.argmax(ys))]) if np.isfinite(ys).all() else float("nan")
+        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), x: best})
+    return pd.DataFrame(rows, columns=[*keys, x])
+
+
+def gap_trend(table, a, b, *, arm: str, x: str = "k", by: Sequence[str] = (), value: str = "mIoU",
+              unit: str = "seed", min_x: float | None = None):
+    """Derived per-seed measures of how arm ``a`` vs arm ``b`` changes along ``x`` (Figures 4, 5b):
+
+    * ``measure = "gap slope"``: the least-squares slope over ``x`` (``x >= min_x`` if given) of
+      the gap ``a - b`` ("the gap becomes larger as we propagate longer");
+    * ``measure = "best shift"``: the best ``x`` of ``a``'s curve minus that of ``b``'s
+      (``best_per_unit``; "the best length moves from ±1 to ±3"; a tie is 0).
+
+    ``table``: one row per (``by``..., ``x``, ``arm``, ``unit``). Returns a long frame with
+    ``measure``, the ``by`` columns, ``unit`` and ``value`` (column named ``"value"``), one row per
+    measure, group and unit, for ``paperlib.claims`` (arms ``{measure = ..., <by> = ...}``)."""
+    import pandas as pd
+
+    by = list(by)
+    gap = arm_difference(table, a, b, arm=arm, value=value, on=[*by, x, unit])
+    if min_x is not None:
+        gap = gap[gap[x] >= min_x]
+    slope = slope_per_unit(gap, x, value, unit=unit, by=by).rename(columns={value: "value"})
+    best = {name: best_per_unit(table[table[arm] == name], x, value, unit=unit, by=by).set_index([*by, unit])[x]
+            for name in (a, b)}
+    shift = (best[a] - best[b]).rename("value").reset_index()
+    return pd.concat([slope.assign(measure="gap slope"), shift.assign(measure="best shift")],
+                     ignore_index=True)[["measure", *by, unit, "value"]]
+
+
+def unit_measures(table, *, unit: str, by: Sequence[str], means: Sequence[str] = (),
+                  slopes: Sequence[str] = (), x: str = "k", abs_x: bool = True):
+    """Per ``unit`` (e.g. a validation clip) and ``by`` group (e.g. motion and pairing), derived
+    measures over the rows of that unit (e.g. its propagation offsets), as one long frame for
+    ``paperlib.claims``:
+
+    * for each column in ``means``: ``measure = <column>``, the mean over the rows;
+    * for each column in ``slopes``: ``measure = "<column> slope"``, the least-squares slope
+      against ``|x|`` (``abs_x``, both directions of propagation pooled) or ``x``.
+
+    A measure is NaN where one of its values is NaN (e.g. the image error of an LP pair, which
+    has none) or, for a slope, where there are fewer than two distinct ``x``. Returns the columns
+    ``measure``, ``by``..., ``unit``, ``value``."""
+    import pandas as pd
+
+    by = list(by)
+    keys = [*by, unit]
+    t = table.assign(**{"_x": table[x].abs() if abs_x else table[x]}) if slopes else table
+    frames = []
+    for col in means:
+        g = t.groupby(keys, sort=False)[col]
+        m = g.apply(lambda v: float(v.mean()) if np.isfinite(v.to_numpy(float)).all() else float("nan"))
+        frames.append(m.rename("value").reset_index().assign(measure=col))
+    for col in slopes:
+        sl = slope_per_unit(t, "_x", col, unit=unit, by=by).rename(columns={col: "value"})
+        frames.append(sl.assign(measure=f"{col} slope"))
+    if not frames:
+        raise ValueError("unit_measures: give at least one column in means or slopes")
+    return pd.concat(frames, ignore_index=True)[["measure", *by, unit, "value"]]
+
+
+def stack_frames(*frames):
+    """One long frame for ``paperlib.claims.evaluate`` from a table and its derived measures
+    (e.g. ``table`` and ``gap_trend(table, ...)``). Columns are stacked as objects, so an integer
+    column that one frame lacks (``k``) keeps its values (``0``, not ``0.0``) for the claims' arm
+    selection (which compares values as text)."""
+    import pandas as pd
+
+    return pd.concat([f.astype(object) for f in frames], ignore_index=True)
