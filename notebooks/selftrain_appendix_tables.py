@@ -147,8 +147,6 @@ for s in SEEDS:
 # the pseudo labels each round trained on (measured against the pool's hidden ground truth).
 
 # %%
-from paperlib.repro import write_table
-
 TABLES = {  # table id -> [(our run, row name as in the paper's table)]
     "table7": [("teacher", "baseline (teacher)"), ("soft", "soft pseudo labels"),
                ("1-loop", "hard pseudo labels (ours)")],
@@ -168,19 +166,6 @@ for tid, rows in TABLES.items():
                 rec["pseudo-label mIoU"] = 100 * quality[(k, s)]["miou"] if k else float("nan")
             recs.append(rec)
     frames[tid] = pd.DataFrame(recs)
-    values = [c for c in frames[tid].columns if c not in ("method", "seed")]
-    write_table(frames[tid], "selftrain", tid, profile=profile, reference=True, by=["method"], value_cols=values,
-                floatfmt=".1f", seeds=SEEDS, started=STARTED,
-                params={**params, "epochs": EPOCHS, "labelled": LABELLED, "pool_clips": POOL_CLIPS,
-                        "pretrain_steps": PRETRAIN_STEPS, "finetune_steps": FINETUNE_STEPS,
-                        "config": base.to_dict()},
-                data_fingerprint=real_set.fingerprint(),
-                notes=f"{base.model} (width {base.model_width}) for teacher and students; {EPOCHS} epochs; "
-                      f"{len(real_set)} labelled frames, a same-domain pool of {len(pool)} frames, real:pseudo "
-                      f"{RATIO[0]:g}:{RATIO[1]:g} per epoch (paper: 1:7); {'centroid' if centroid else 'random'} "
-                      f"crops {base.crop_size}, batch {base.batch_size} ({profile} profile). The hard / joint / "
-                      f"1-loop student is one run. Pre-training: {PRETRAIN_STEPS} steps on pseudo labels, "
-                      f"then {FINETUNE_STEPS} on real labels. Soft labels: top-{top_k}.")
     print(tid)
     print(frames[tid].drop(columns="seed").groupby("method", sort=False).agg(["mean", "std"]).round(1))
 
@@ -220,37 +205,52 @@ save_figure(fig, "selftrain", "appendix_tables", profile=profile, seeds=SEEDS, s
                   "(grey; right axis).")
 
 # %% [markdown]
-# ## Verdicts
-# Each claim of Appendix A, checked on this run. "clear" means the difference exceeds the larger
-# of the two seed standard deviations; otherwise it is within the seed noise.
+# ## Claims
+# Declared before this run in `paperlib/reference/claims/selftrain.toml` (Tables 7-9); verdicts
+# from `paperlib.claims`, paired by seed (every run of a seed starts from that seed's teacher).
+# Hard > soft (Table 7) and joint > pre-train then fine-tune (Table 8) are directional. The loop
+# statements ("2-loop slightly worse, 3-loop slightly better": no real gain from more loops) are
+# null claims, two one-sided tests against a margin of 0.4 mIoU taken from the paper (the smallest
+# Appendix A difference it treats as an effect), so a clear loss or a clear gain is "not
+# reproduced". Pre-training then fine-tuning gets the joint student's optimizer steps and samples,
+# but a restarted learning-rate schedule for its second stage (see the claim's note). "Student
+# beats its teacher" compares runs of different lengths (the student takes 1 + pseudo/real times
+# the teacher's steps) and has no step-matched control here (CSST Table 1's notebook has it).
+# Loops this run does not train are left out (listed).
 
 # %%
-def miou(run):
-    return np.array([100 * runs[(run, s)]["miou"] for s in SEEDS])
+from paperlib import claims
+from paperlib.selftrain import analysis
 
-
-checks = {
-    "Table 7: hard > soft pseudo labels (paper: 80.0 vs 79.6)": alt.seed_compare(miou("1-loop"), miou("soft")),
-    "Table 8: joint > pre-train then fine-tune (paper: 80.0 vs 79.2)": alt.seed_compare(miou("1-loop"), miou("pretrain")),
-    "Tables 7-9: the self-trained student > its teacher (paper: 80.0 vs 78.1)": alt.seed_compare(miou("1-loop"), miou("teacher")),
-}
-if loops >= 2:
-    # the paper's claim is "no real gain from more loops": 2-loop within 0.5 of 1-loop, and here
-    # within the seed spread
-    v = alt.seed_compare(miou("2-loop"), miou("1-loop"))
-    checks["Table 9: a 2nd loop brings no clear gain (paper: 79.9 vs 80.0)"] = {
-        "holds": not (v["holds"] and v["clear"]), "clear": v["clear"], "text": v["text"]}
-if loops >= 3:
-    v = alt.seed_compare(miou("3-loop"), miou("1-loop"))
-    checks["Table 9: a 3rd loop brings at most a small gain (paper: 80.2 vs 80.0)"] = {
-        "holds": abs(v["diff"]) <= max(1.0, v["spread"] if np.isfinite(v["spread"]) else 0.0),
-        "clear": v["clear"], "text": v["text"] + " (holds when |diff| <= max(1 point, seed spread))"}
-verdicts = {k: bool(v["holds"]) for k, v in checks.items()}
-for k, v in checks.items():
-    print(f"{'YES' if v['holds'] else 'NO '}{' (clear)' if v['clear'] else ''}  {k}: {v['text']}")
-failed = [k for k, ok in verdicts.items() if not ok]
-print(f"\nNot reproduced at the {profile} profile ({base.model} width {base.model_width}, {EPOCHS} epochs, "
-      f"{len(SEEDS)} seed(s)): " + ("; ".join(failed) if failed else "nothing"))
+CLAIMS = {}
+for tid, frame in frames.items():
+    CLAIMS[tid] = claims.evaluate(analysis.runnable(claims.declared("selftrain", tid), frame, arm="method"),
+                                  frame, arm="method", value="mIoU")
+    print(f"Table {tid[-1]}:")
+    claims.show(CLAIMS[tid])
 if profile == "smoke":
     print("(smoke trains for a handful of steps: the numbers test the code path, not the paper.)")
+
+# %% [markdown]
+# ## Writing the tables
+# Every seed's row in the csv; mean ± std over seeds in the markdown beside the paper's, then the
+# claims.
+
+# %%
+from paperlib.repro import write_table
+
+for tid, frame in frames.items():
+    values = [c for c in frame.columns if c not in ("method", "seed")]
+    write_table(frame, "selftrain", tid, profile=profile, reference=True, by=["method"], value_cols=values,
+                floatfmt=".1f", seeds=SEEDS, started=STARTED, claims=CLAIMS[tid],
+                params={**params, "epochs": EPOCHS, "labelled": LABELLED, "pool_clips": POOL_CLIPS,
+                        "pretrain_steps": PRETRAIN_STEPS, "finetune_steps": FINETUNE_STEPS,
+                        "config": base.to_dict()},
+                data_fingerprint=real_set.fingerprint(),
+                notes=f"{base.model} (width {base.model_width}) for teacher and students; {EPOCHS} epochs; "
+                      f"{len(real_set)} labelled frames, a same-domain pool of {len(pool)} frames, real:pseudo "
+                      f"{RATIO[0]:g}:{RATIO[1]:g} per epoch (paper: 1:7); {'centroid' if centroid else 'random'} "
+                      f"crops {base.crop_size}, batch {base.batch_size} ({profile} profile). The hard / joint / "
+                      f"1-loop student is one run. Pre-training: {PRETRAIN_STEPS} steps on pseudo labels, "
+                      f"then {FINETUNE_STEPS} on real labels. Soft labels: top-{top_k}.")
 print(f"done in {time.time() - STARTED:.0f} s")

@@ -102,7 +102,7 @@ class Claim:
         sign = ">" if self.direction > 0 else "<"
         b = _arm_text(self.b) if self.b is not None else f"{self.value:g}"
         if self.kind == "null":
-            return f"|{_arm_text(self.a)} - {b}| < {self.margin:g}"
+            return f"{_arm_text(self.a)} - {b} within ±{self.margin:g}"
         extra = f" + {self.min_effect:g}" if self.min_effect else ""
         return f"{_arm_text(self.a)} {sign} {b}{extra}"
 

@@ -1,5 +1,6 @@
 """Self-training alternatives (CSST Sec. 3.1.1): soft pseudo labels (Eq. 6), the model
-regularizer (Eq. 7), consistency regularization with online pseudo labels (Eq. 4)."""
+regularizer (Eq. 7), consistency regularization with online pseudo labels (Eq. 4); and the derived
+per-seed measures the self-training / CSST claims are tested on (``paperlib.selftrain.analysis``)."""
 from __future__ import annotations
 
 import math
@@ -250,17 +251,49 @@ def test_teacher_finetune_starts_from_the_teacher_and_loops_chain(tmp_path):
     assert len(dirs) == 2 and all(d.endswith("_hard") for d in dirs)   # teacher's and student 1's labels
 
 
-def test_seed_compare_hand_computed():
-    from paperlib.selftrain.alternatives import seed_compare
-    v = seed_compare([3.0, 5.0], [1.0, 2.0])          # means 4 vs 1.5, stds 1.414 / 0.707
-    assert v["holds"] and v["clear"] and v["diff"] == pytest.approx(2.5)
-    assert v["spread"] == pytest.approx(math.sqrt(2))
-    w = seed_compare([3.0, 5.0], [3.5, 3.6])          # +0.45 < spread 1.414
-    assert w["holds"] and not w["clear"] and "within the spread" in w["text"]
-    one = seed_compare([1.0], [2.0])
-    assert not one["holds"] and not one["clear"] and "one seed" in one["text"]
-    with pytest.raises(ValueError):
-        seed_compare([], [1.0])
+def test_analysis_arm_gap_and_rank_correlation_hand_computed():
+    import pandas as pd
+
+    from paperlib.selftrain import analysis
+    df = pd.DataFrame({"method": ["st", "ft", "st", "ft", "st", "ft", "st"],
+                       "labels": ["1", "1", "1", "1", "all", "all", "all"],
+                       "seed": [0, 0, 1, 1, 0, 0, 1],
+                       "mIoU": [5.0, 3.0, 4.0, float("nan"), 7.0, 6.5, 1.0]})
+    g = analysis.arm_gap(df, arm="method", a="st", b="ft", by=["labels"], value="mIoU", label="gap")
+    assert list(g.columns) == ["method", "labels", "seed", "mIoU"] and set(g["method"]) == {"gap"}
+    got = {(r.labels, r.seed): r.mIoU for r in g.itertuples()}
+    assert got[("1", 0)] == pytest.approx(2.0) and got[("all", 0)] == pytest.approx(0.5)
+    assert math.isnan(got[("1", 1)])                 # a failed run on one side: a NaN gap, not dropped
+    assert ("all", 1) not in got                      # seed 1 has no fine-tuning row at "all"
+    flagged = df.assign(failed=[False, True, False, False, False, False, False])
+    assert math.isnan(analysis.arm_gap(flagged, arm="method", a="st", b="ft", by=["labels"],
+                                       value="mIoU").iloc[0]["mIoU"])
+    with pytest.raises(ValueError, match="no rows"):
+        analysis.arm_gap(df, arm="method", a="st", b="nope", by=["labels"], value="mIoU")
+    t = pd.DataFrame({"seed": [0, 0, 0, 1, 1, 1, 2, 2], "cost": [1, 2, 3, 1, 2, 3, 1, 2],
+                      "up": [1.1, 1.3, 1.2, 1.5, 1.4, 1.3, 1.0, 2.0]})
+    r = analysis.rank_correlation(t, x="cost", y="up", label="rho")
+    assert list(r["seed"]) == [0, 1]                  # seed 2 has two models only: no row
+    assert r["rho"].tolist() == pytest.approx([0.5, -1.0])
+
+
+def test_analysis_runnable_keeps_claims_whose_arms_ran():
+    import pandas as pd
+
+    from paperlib import claims as C
+    from paperlib.selftrain import analysis
+    decl = C.parse("selftrain", [
+        {"id": "ok", "item": "t", "text": "x", "kind": "directional", "a": {"k": "1"}, "b": {"k": "2"}},
+        {"id": "gone", "item": "t", "text": "x", "kind": "directional", "a": {"k": "5"}, "b": {"k": "2"}},
+        {"id": "chk", "item": "t", "text": "x", "kind": "check"},
+        {"id": "gated", "item": "t", "text": "x", "kind": "directional", "a": {"k": "1"}, "b": {"k": "2"},
+         "control": "chk"},
+        {"id": "val", "item": "t", "text": "x", "kind": "directional", "a": "1", "value": 0.0}])
+    df = pd.DataFrame({"k": ["1", "2"], "seed": [0, 0], "mIoU": [1.0, 2.0]})
+    kept = analysis.runnable(decl, df, arm="k", verbose=False)
+    assert [c.id for c in kept] == ["ok", "val"]      # no arm "5"; no check result, so its dependant goes too
+    kept = analysis.runnable(decl, df, arm="k", checks={"chk": True}, verbose=False)
+    assert [c.id for c in kept] == ["ok", "chk", "gated", "val"]
 
 
 def test_pretrain_then_finetune_and_soft_and_regularized_students(tmp_path):

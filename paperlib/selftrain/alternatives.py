@@ -213,27 +213,6 @@ def self_training_loops(teacher_cfg, student_cfg, pools, teacher, loops: int, *,
     return rounds
 
 
-# ---------------------------------------------------------------------------------------------
-# Verdicts
-# ---------------------------------------------------------------------------------------------
-def seed_compare(a: Sequence[float], b: Sequence[float]) -> dict:
-    """Does setting ``a`` beat ``b``? Per-seed values (e.g. mIoU) in, ``{"holds"`` (mean a >
-    mean b), ``"clear"`` (also by more than the larger of the two seed standard deviations; needs
-    two or more seeds each), ``"diff", "spread", "text"}`` out."""
-    import numpy as np
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.size == 0 or b.size == 0:
-        raise ValueError("seed_compare needs at least one value on each side")
-    diff = float(a.mean() - b.mean())
-    several = a.size > 1 and b.size > 1
-    spread = float(max(a.std(ddof=1), b.std(ddof=1))) if several else float("nan")
-    clear = bool(several and abs(diff) > spread)
-    text = f"{a.mean():.1f} vs {b.mean():.1f} ({diff:+.1f}" + (
-        f", seed spread {spread:.1f}{', clear' if clear else ', within the spread'})" if several
-        else ", one seed)")
-    return {"holds": diff > 0, "clear": clear, "diff": diff, "spread": spread, "text": text}
-
-
 #: Run sizes per profile of the fixed-data protocol (CSST Table 2 and self-training Tables 7-9
 #: share it): training seeds, epochs (teacher: over the real set; students: over the real:pseudo
 #: mix), labelled training frames and unlabelled pool frames (None: the whole dataset). cpu fits
