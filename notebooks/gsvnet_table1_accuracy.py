@@ -79,19 +79,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from paperlib import reference
-from paperlib.models import build
+from paperlib import claims, reference
 from paperlib.profiles import get_profile
-from paperlib.profiling import count_flops, count_parameters, interleaved_best
-from paperlib.propagation.motion import dis_flow
+from paperlib.profiling import count_parameters
 from paperlib.repro import check_params, positive_or_none, save_figure, write_table
-from paperlib.video import (ALite, KeyframeSegmenter, alite_complexity, backward_warp, evaluate_intervals, frame_tensor,
-                            interval_metrics, nonkey_complexity, propagate, save_overlay_video, segment_video,
+from paperlib.video import (ALite, alite_complexity, nonkey_complexity, save_overlay_video, segment_video,
                             trained_alite, trained_pf, video_setup)
-from paperlib.video.alite import boundary_accuracy
-from paperlib.video.analysis import compare_with_spread, image_miou_at_speed
+from paperlib.video.analysis import table1_measures, tradeoff_measures
+from paperlib.video.experiments import (PAPER_SIZE, accuracy_frame, add_speed, boundary_frame, keyframe_gmacs,
+                                        paper_size_networks, table1_frame, time_steps, with_dis_flow)
 
 STARTED = time.time()
 
@@ -143,17 +140,7 @@ for tag, (label, _) in KEY_NETS.items():
     i = key_info[tag]
     how = "cached" if i["cached"] else f"trained in {i['wall_time']:.0f} s"
     print(f"{label}: val mIoU {100 * i['miou']:.1f} (image, full scale) after {i['steps']} steps ({how})")
-
-
-class WithFlows:
-    """A clip whose ``flow_bw`` is replaced (e.g. by DIS flow) for ``evaluate_intervals(exact_flow=True)``."""
-
-    def __init__(self, clip, flows):
-        self.frames, self.labels, self.flow_bw = clip.frames, clip.labels, flows
-
-
-dis_clips = [WithFlows(c, np.stack([dis_flow(c.frames[t], c.frames[t - 1]) for t in range(1, len(c.frames))]))
-             for c in tqdm(val_clips, desc="DIS flow")]
+dis_clips = with_dis_flow(val_clips)  # Fig. 3's heavier flow estimator, for evaluate_intervals(exact_flow=True)
 
 # %% [markdown]
 # ## Train PF for each keyframe network and seed, and A-Lite for SwiftNet-R18 (cached)
@@ -176,39 +163,7 @@ for seed in SEEDS:  # same keyframe net, pre-trained flow net, recipe and steps 
 # ## Evaluate: image-based at four input scales, video-based at l = 1..5
 
 # %%
-def run_eval(clips, key, pf, key_scale, stride, max_l, exact):
-    k = KeyframeSegmenter(key, key_scale, stride)
-    return evaluate_intervals(clips, k, pf, max_l, label_index=LABEL, exact_flow=exact, progress=False)["confusions"]
-
-
-rows = []
-for tag, (label, _) in KEY_NETS.items():
-    for s in SCALES:  # image-based: the network's own output, upsampled to full resolution
-        cms = run_eval(val_clips, keys[tag], pfs[tag, 0], s, 1, 1, False)
-        m = 100 * cms[0].miou()
-        rows.append(dict(curve=f"{label} (image)", key=tag, flow="-", key_scale=s, interval=1, seed=0,
-                         avg_miou=m, min_miou=m, kind="image"))
-    for seed in SEEDS:
-        variants = [("O", 0.75, val_clips, False), ("O", 1.0, val_clips, False)]
-        if tag == "SN":
-            variants += [("DIS", 0.75, dis_clips, True), ("exact", 0.75, val_clips, True)]
-        for flow, ks, clips, exact in tqdm(variants, desc=f"eval {tag} seed {seed}"):
-            cms = run_eval(clips, keys[tag], pfs[tag, seed], ks, 8, MAX_L, exact)
-            for l in range(1, MAX_L + 1):
-                m = interval_metrics(cms, l)
-                rows.append(dict(curve=f"Ours-{tag}-R18 ({flow} flow, key {ks})", key=tag, flow=flow, key_scale=ks,
-                                 interval=l, seed=seed, avg_miou=100 * m["avg_miou"], min_miou=100 * m["min_miou"],
-                                 kind="video"))
-            if flow == "O" and ks == 0.75:
-                rows[-1]["miou_by_distance"] = [100 * cm.miou() for cm in cms]
-for seed in SEEDS:  # A-Lite: SwiftNet-R18 keyframes at 0.75, its own flow net
-    cms = run_eval(val_clips, keys["SN"], alites[seed], 0.75, 8, MAX_L, False)
-    for l in range(1, MAX_L + 1):
-        m = interval_metrics(cms, l)
-        rows.append(dict(curve="A-Lite-SN-R18 (O flow, key 0.75)", key="SN", flow="O", key_scale=0.75, interval=l,
-                         seed=seed, avg_miou=100 * m["avg_miou"], min_miou=100 * m["min_miou"], kind="alite"))
-    rows[-1]["miou_by_distance"] = [100 * cm.miou() for cm in cms]
-acc = pd.DataFrame(rows)
+acc = accuracy_frame(keys, pfs, alites, val_clips, dis_clips, KEY_NETS, SEEDS, SCALES, MAX_L, LABEL)
 acc.groupby(["curve", "interval"])[["avg_miou", "min_miou"]].mean().round(1).unstack("interval")
 
 # %% [markdown]
@@ -220,21 +175,7 @@ acc.groupby(["curve", "interval"])[["avg_miou", "min_miou"]].mean().round(1).uns
 
 
 # %%
-@torch.no_grad()
-def boundary_scores(net):
-    k, first = KeyframeSegmenter(keys["SN"], 0.75, 8), LABEL - (MAX_L - 1)
-    tot = {"boundary": np.zeros(2), "interior": np.zeros(2)}
-    for clip in val_clips:
-        *_, seg = propagate(clip.frames[first:LABEL + 1], k, net, MAX_L)
-        label = np.asarray(clip.labels[LABEL])
-        pred = torch.nn.functional.interpolate(seg, size=label.shape, mode="bilinear", align_corners=False).argmax(1)[0]
-        for name, counts in boundary_accuracy(pred.numpy(), label).items():
-            tot[name] += counts
-    return {f"{name}_acc": 100 * c / max(n, 1) for name, (c, n) in tot.items()}
-
-
-bnd = pd.DataFrame([{"method": m, "seed": seed, **boundary_scores(net)} for seed in SEEDS
-                    for m, net in (("Ours-SN-R18", pfs["SN", seed]), ("A-Lite-SN-R18", alites[seed]))])
+bnd = boundary_frame(keys["SN"], pfs, alites, val_clips, SEEDS, LABEL, MAX_L)
 bnd_stats = bnd.groupby("method")[["boundary_acc", "interior_acc"]].agg(["mean", "std"])
 bnd_stats.round(1)
 
@@ -253,83 +194,34 @@ bnd_stats.round(1)
 # guiding network) understate its non-key cost; the warp timings show what the counts miss.
 
 # %%
-clip0 = val_clips[0]
-f0, f1 = frame_tensor(clip0.frames[0]), frame_tensor(clip0.frames[1])
-pf0 = pfs["SN", 0]
-seg8 = torch.zeros(1, 19, *pf0.grid_size(f0))
-flow_full = torch.zeros(1, 2, H, W)
-PAPER = (1024, 2048)
-full = {tag: build(reg, **({"aux": False} if reg == "bisenet_resnet18" else {})) for tag, (_, reg) in KEY_NETS.items()}
-alite_paper = alite_complexity(ALite(full["SN"]), PAPER)
-big = {"output": torch.randn(1, 19, PAPER[0] // 8, PAPER[1] // 8), "features": torch.randn(1, *alite_paper["feature_shape"])}
-fns = {}
-with torch.no_grad():
-    for tag in KEY_NETS:
-        for s in SCALES:
-            fns[f"image {tag} {s}"] = (lambda m=keys[tag], s=s: m(
-                torch.nn.functional.interpolate(f0, scale_factor=s, mode="bilinear") if s != 1 else f0))
-        for s in (0.75, 1.0):
-            fns[f"key {tag} {s}"] = (lambda m=KeyframeSegmenter(keys[tag], s, 8): m(f0))
-    fns["PF"] = lambda: pf0(seg8, f0, f1)
-    fns["PF (given flow)"] = lambda: pf0(seg8, f0, f1, flow=flow_full)
-    fns["DIS"] = lambda: dis_flow(clip0.frames[1], clip0.frames[0])
-    al0 = alites[0]
-    feat0 = al0.keyframe(f0)["state"]
-    fns["A-Lite"] = lambda: al0(feat0, f0, f1)
-    zero_flow = {k: torch.zeros(1, 2, *v.shape[-2:]) for k, v in big.items()}
-    fns["warp output"] = lambda: backward_warp(big["output"], zero_flow["output"])
-    fns["warp features"] = lambda: backward_warp(big["features"], zero_flow["features"])
-    T = interleaved_best(fns, S["repeats"])
+full = paper_size_networks(KEY_NETS)
+alite_paper = alite_complexity(ALite(full["SN"]), PAPER_SIZE)
+T = time_steps(keys, pfs["SN", 0], alites[0], val_clips[0], SCALES, S["repeats"], alite_paper["feature_shape"])
 print(pd.Series({k: round(1e3 * v, 2) for k, v in T.items()}, name="ms (CPU, 1 thread)").to_string())
 
-gmacs = {(tag, s): count_flops(KeyframeSegmenter(full[tag], s, 1), PAPER).gmacs
-         for tag in KEY_NETS for s in SCALES}
-NK_GMACS = nonkey_complexity(pfs["SN", 0], PAPER)["macs"] / 1e9
+gmacs = keyframe_gmacs(full, SCALES)
+NK_GMACS = nonkey_complexity(pfs["SN", 0], PAPER_SIZE)["macs"] / 1e9
 AL_GMACS = alite_paper["macs"] / 1e9
 nonkey_mb = count_parameters(pfs["SN", 0])[1] / 1e6
 key_mb = {tag: count_parameters(keys[tag])[1] / 1e6 for tag in KEY_NETS}
 print(f"paper-size GMACs: PF {NK_GMACS:.2f}, A-Lite non-key step {AL_GMACS:.2f}; keyframes",
       {k: round(v, 1) for k, v in gmacs.items()})
 # data each warp moves per non-key frame at 1024x2048 (paper-size nets): PF 19 maps on the 1/8 grid
-warp_elems = {"output (PF)": 19 * (PAPER[0] // 8) * (PAPER[1] // 8),
+warp_elems = {"output (PF)": 19 * (PAPER_SIZE[0] // 8) * (PAPER_SIZE[1] // 8),
               "features (A-Lite)": int(np.prod(alite_paper["feature_shape"]))}
 warp_ratio = warp_elems["features (A-Lite)"] / warp_elems["output (PF)"]
 print(f"warped elements per frame at 1024x2048: {warp_elems} -> features / output = {warp_ratio:.1f}x "
       f"(A-Lite features {alite_paper['feature_shape']}); CPU time of the warp alone at 1024x2048: "
       f"output {1e3 * T['warp output']:.2f} ms, features {1e3 * T['warp features']:.2f} ms")
 
-
-def speed(r):
-    """(fps on this CPU, GMACs per frame at 1024x2048 averaged over the interval) of one row."""
-    if r.kind == "image":
-        return 1 / T[f"image {r.key} {r.key_scale}"], gmacs[r.key, r.key_scale]
-    l, t_key = r.interval, T[f"key {r.key} {r.key_scale}"]
-    if r.kind == "alite":
-        return l / (t_key + (l - 1) * T["A-Lite"]), (gmacs[r.key, r.key_scale] + (l - 1) * AL_GMACS) / l
-    t_nk = {"O": T["PF"], "DIS": T["PF (given flow)"] + T["DIS"], "exact": T["PF (given flow)"]}[r.flow]
-    g = np.nan if r.flow == "DIS" else (gmacs[r.key, r.key_scale] + (l - 1) * NK_GMACS) / l
-    return l / (t_key + (l - 1) * t_nk), g
-
-
-acc[[FPS_COL, "GMACs_avg_1024x2048"]] = [speed(r) for r in acc.itertuples()]
+add_speed(acc, T, gmacs, NK_GMACS, AL_GMACS, FPS_COL)  # frames/s on this CPU, GMACs at 1024x2048 per frame
 
 # %% [markdown]
 # ## Table 1
 
 # %%
 NAMES = {"SN": ("SwiftNet-R18", "Ours-SN-R18"), "BN": ("BiSeNet-R18", "Ours-BN-R18")}
-t1 = []
-for r in acc.itertuples():
-    if r.kind == "image" and r.key_scale in (0.75, 0.5):
-        method = NAMES[r.key][0]
-    elif r.kind == "video" and r.flow == "O" and r.key_scale == 0.75 and r.interval in (2, 3, 4):
-        method = f"{NAMES[r.key][1]} (l={r.interval})"
-    else:
-        continue
-    t1.append({"method": method, "input": r.key_scale, "seed": r.seed, "avg_miou": r.avg_miou, "min_miou": r.min_miou,
-               FPS_COL: getattr(r, FPS_COL), "GMACs_avg_1024x2048": r.GMACs_avg_1024x2048,
-               "key_params_MB": key_mb[r.key], "nonkey_params_MB": nonkey_mb if r.kind == "video" else np.nan})
-t1 = pd.DataFrame(t1)
+t1 = table1_frame(acc, NAMES, FPS_COL, key_mb, nonkey_mb)
 summary = t1.groupby(["method", "input"], sort=False).agg(["mean", "std"]).drop(columns="seed")
 summary.round(2)
 
@@ -391,11 +283,9 @@ save_figure(fig, "gsvnet", "figA6_tradeoff", profile=profile, params=params, sta
 
 dist = acc[acc.miou_by_distance.notna()] if "miou_by_distance" in acc else acc.iloc[:0]
 fig, ax = plt.subplots(figsize=(6, 4))
-by_dist = {}
 for tag, kind, label, colour in [(t, "video", f"Ours-{t}-R18 (key 0.75)", COL[t]) for t in KEY_NETS] + [
         ("SN", "alite", "A-Lite-SN-R18 (key 0.75)", "tab:red")]:
     d = np.array([v for v in dist[(dist.key == tag) & (dist.kind == kind)].miou_by_distance])
-    by_dist[tag if kind == "video" else "A-Lite"] = d
     ax.errorbar(range(MAX_L), d.mean(0), yerr=d.std(0) if len(d) > 1 else None, fmt="-o", color=colour,
                 label=label, capsize=2)
 ax.set_xlabel("distance from the keyframe (frames)")
@@ -419,86 +309,45 @@ save_overlay_video(demo.frames, preds.numpy(), "gsvnet", "overlay_demo", profile
 print(f"{len(preds)} frames segmented; one map per frame: {tuple(preds.shape)}")
 
 # %% [markdown]
-# ## Verdicts
-#
-# Each claim is checked on the seed means; "within spread" means the difference is not larger than
-# the standard deviation over PF seeds (with one seed there is no spread and only the sign counts);
-# A-Lite against Ours uses the larger of the two curves' seed standard deviations.
+# ## Claims
+# Declared in `paperlib/reference/claims/gsvnet.toml` before this run; verdicts from
+# `paperlib.claims`, paired by PF seed. Each claim tests a per-seed measure defined in
+# `paperlib.video.analysis` (`table1_measures`, `tradeoff_measures`): Ours at l = 4 minus the image
+# network at input 0.5; the accuracy lost from l = 1 to 4 against the image network's loss from
+# input 0.75 to 0.5 (graceful degradation); the slope of the mIoU against the distance from the
+# keyframe; the mean over l = 2..5 of Ours minus the image-based curve read at the same speed (CPU
+# frames/s, or multiply-adds of the paper-size networks); A-Lite minus Ours and DIS minus O flow
+# (mean over l = 2..5); A-Lite minus Ours on the boundary band. The image networks are trained once
+# and shared by every seed, so their scores repeat across seeds and only the PF seeds' spread is
+# tested. The checks are one-off CPU timings and element counts, not reproductions.
 
 # %%
-verdicts = []
+T1_MEASURES = table1_measures(acc, list(KEY_NETS), SEEDS)
+CLAIMS_T1 = claims.evaluate(claims.declared("gsvnet", "table1"), T1_MEASURES, arm="measure", value="value")
+claims.show(CLAIMS_T1)
+TRADE_MEASURES = tradeoff_measures(acc, bnd, list(KEY_NETS), SEEDS, FPS_COL)
 
 
-def verdict(claim, ok, detail):
-    ok = bool(ok)
-    verdicts.append({"claim": claim, "reproduced": ok, "detail": detail})
-    print(f"[{'REPRODUCED' if ok else 'NOT REPRODUCED'}] {claim}: {detail}")
+def ms(step):
+    return f"{1e3 * T[step]:.2f} ms"
 
 
-for axis, col, label in ((FPS_COL, FPS_COL, f"CPU FPS at {H}x{W}"), ("gmacs", "GMACs_avg_1024x2048", "paper-size GMACs")):
-    for tag in KEY_NETS:
-        img = image[image.key == tag]
-        vid = ours75[(ours75.key == tag) & (ours75.interval >= 2)]
-        if axis == "gmacs":
-            ref = image_miou_at_speed(1 / img[col], img.avg_miou, 1 / vid[col])
-        else:
-            ref = image_miou_at_speed(img[col], img.avg_miou, vid[col])
-        diffs = vid.avg_miou.to_numpy() - ref
-        outcome = [compare_with_spread(d, s) for d, s in zip(diffs, vid.avg_std)]
-        wins = sum(o == "better" for o in outcome)
-        verdict(f"video-based beats image-based at equal speed ({NAMES[tag][1]}, {label})", wins > len(diffs) / 2,
-                ", ".join(f"l={l}: {d:+.1f} ({o})" for l, d, o in zip(vid.interval, diffs, outcome))
-                + " (mIoU points vs the image-based curve interpolated at the same speed)")
-
-sn = summary.loc[("SwiftNet-R18", 0.5)] if ("SwiftNet-R18", 0.5) in summary.index else None
-o4 = summary.loc[("Ours-SN-R18 (l=4)", 0.75)]
-if sn is not None:
-    d = o4[("avg_miou", "mean")] - sn[("avg_miou", "mean")]
-    verdict("Ours-SN-R18 (l=4) is more accurate than SwiftNet-R18 (0.5) (paper: +3.1)",
-            compare_with_spread(d, o4[("avg_miou", "std")]) == "better",
-            f"{d:+.1f} mIoU points; speed {o4[(FPS_COL, 'mean')]:.0f} vs {sn[(FPS_COL, 'mean')]:.0f} FPS (CPU), "
-            f"{o4[('GMACs_avg_1024x2048', 'mean')]:.1f} vs {sn[('GMACs_avg_1024x2048', 'mean')]:.1f} GMACs (paper size)")
-for tag in KEY_NETS:
-    c = ours75[ours75.key == tag].set_index("interval").avg_miou
-    drop, paper_drop = c[1] - c[4], {"SN": 74.4 - 71.8, "BN": 73.7 - 71.2}[tag]
-    verdict(f"{NAMES[tag][1]}: average mIoU degrades gracefully from l=1 to l=4 (paper: -{paper_drop:.1f})",
-            drop <= 2 * paper_drop, f"-{drop:.1f} points ({c[1]:.1f} -> {c[4]:.1f})")
-    d = by_dist[tag].mean(0)
-    verdict(f"{NAMES[tag][1]}: mIoU falls with the distance from the keyframe", bool(np.all(np.diff(d) <= 0.5)),
-            " -> ".join(f"{v:.1f}" for v in d))
-sn_curves = mean[(mean.key == "SN") & (mean.key_scale == 0.75) & (mean.kind == "video")].set_index(["flow", "interval"])
-d_dis = sn_curves.loc[("DIS", 4), "avg_miou"] - sn_curves.loc[("O", 4), "avg_miou"]
-slower = sn_curves.loc[("DIS", 4), FPS_COL] < sn_curves.loc[("O", 4), FPS_COL]
-verdict("a heavier flow estimator (DIS here, FlowNet2s in the paper) changes mIoU little but costs throughput",
-        abs(d_dis) <= 2 and slower, f"l=4: DIS {d_dis:+.1f} mIoU vs our O, FPS {sn_curves.loc[('DIS', 4), FPS_COL]:.0f} "
-        f"vs {sn_curves.loc[('O', 4), FPS_COL]:.0f}; exact flow (upper bound) "
-        f"{sn_curves.loc[('exact', 4), 'avg_miou'] - sn_curves.loc[('O', 4), 'avg_miou']:+.1f}")
-alite_c = mean[mean.kind == "alite"].set_index("interval")
-ours_c = ours75[ours75.key == "SN"].set_index("interval")
-ls = list(range(2, MAX_L + 1))  # l = 1 is the keyframe net alone for both
-d_al = [alite_c.avg_miou[l] - ours_c.avg_miou[l] for l in ls]
-spread = [max(np.nan_to_num(alite_c.avg_std[l]), np.nan_to_num(ours_c.avg_std[l])) for l in ls]  # larger seed std
-outcome = [compare_with_spread(d, sp) for d, sp in zip(d_al, spread)]
-verdict("A-Lite (feature-space propagation) is below Ours at equal l (SwiftNet-R18 keyframes, avg mIoU)",
-        sum(o == "worse" for o in outcome) > len(ls) / 2,
-        ", ".join(f"l={l}: {d:+.1f} +/- {sp:.1f} ({o})" for l, d, sp, o in zip(ls, d_al, spread, outcome))
-        + f" (A-Lite minus Ours; paper: a significant drop); non-key step on this CPU: A-Lite "
-        f"{1e3 * T['A-Lite']:.1f} ms vs PF {1e3 * T['PF']:.1f} ms; paper-size GMACs {AL_GMACS:.2f} vs {NK_GMACS:.2f}")
-b = {c: bnd_stats.loc["A-Lite-SN-R18", (c, "mean")] - bnd_stats.loc["Ours-SN-R18", (c, "mean")]
-     for c in ("boundary_acc", "interior_acc")}
-b_spread = max(np.nan_to_num(bnd_stats.loc[m, ("boundary_acc", "std")]) for m in ("A-Lite-SN-R18", "Ours-SN-R18"))
-verdict("A-Lite distorts object boundaries more than Ours (farthest frame, l = 5)",
-        compare_with_spread(b["boundary_acc"], b_spread) == "worse",
-        f"pixel accuracy on the 2-px boundary band: A-Lite minus Ours {b['boundary_acc']:+.1f} +/- {b_spread:.1f} "
-        f"points ({compare_with_spread(b['boundary_acc'], b_spread)}); elsewhere {b['interior_acc']:+.1f}")
-verdict("feature-space warping moves more data than output-space warping (paper appendix: 3.3x for A-X39)",
-        warp_ratio > 1 and T["warp features"] > T["warp output"],
-        f"{warp_ratio:.1f}x the elements at 1024x2048 (paper-size SwiftNet-R18 features vs 19 maps on the 1/8 grid); "
-        f"the warp alone at 1024x2048 on this CPU (1 thread) {1e3 * T['warp features']:.0f} vs "
-        f"{1e3 * T['warp output']:.0f} ms")
+CHECKS = {f"fig_pf_cheaper_{tag}": (T["PF"] < T[f"key {tag} 0.75"], f"PF step {ms('PF')} vs keyframe step "
+                                    f"{ms(f'key {tag} 0.75')} (CPU, 1 thread, {H}x{W})") for tag in KEY_NETS}
+t_dis = T["PF (given flow)"] + T["DIS"]
+CHECKS["fig3_heavier_flow_slower"] = (t_dis > T["PF"],
+                                      f"PF step with DIS flow {1e3 * t_dis:.2f} ms vs with O {ms('PF')}")
+CHECKS["figA9_feature_warp_moves_more"] = (
+    warp_ratio > 1 and T["warp features"] > T["warp output"],
+    f"{warp_ratio:.1f}x the elements at 1024x2048 (paper-size SwiftNet-R18 features vs 19 maps on the 1/8 grid); "
+    f"the warp alone {ms('warp features')} vs {ms('warp output')}; A-Lite non-key step {ms('A-Lite')} vs PF "
+    f"{ms('PF')}, paper-size GMACs {AL_GMACS:.2f} vs {NK_GMACS:.2f}")
+CLAIMS_TRADE = claims.evaluate(claims.declared("gsvnet", "tradeoff"), TRADE_MEASURES, arm="measure", value="value",
+                               checks=CHECKS)
+claims.show(CLAIMS_TRADE)
 if profile == "smoke":
     print("\n(smoke: a few training steps on tiny frames; these verdicts say nothing about the paper.)")
-pd.DataFrame(verdicts)
+pd.concat([T1_MEASURES, TRADE_MEASURES]).pivot(index="measure", columns="seed", values="value").round(2)
 
 # %% [markdown]
 # ## Write the tables
@@ -513,13 +362,12 @@ write_table(t1, "gsvnet", "table1", profile=profile, params=params, seeds=SEEDS,
                    f"val mIoU SN {100 * key_info['SN']['miou']:.1f}, BN {100 * key_info['BN']['miou']:.1f}), PF "
                    f"{S['flow_steps']} flow pre-training + {S['pf_steps']} end-to-end steps per seed. {FPS_COL}: "
                    f"CPU, 1 thread, these networks; GMACs_avg_1024x2048: paper-size networks, averaged over "
-                   f"the interval. Verdicts: " + "; ".join(f"{v['claim']}: {v['reproduced']}" for v in verdicts)))
+                   f"the interval."), claims=CLAIMS_T1)
 trade = acc.drop(columns=[c for c in ("miou_by_distance",) if c in acc])
 write_table(trade, "gsvnet", "tradeoff", profile=profile, params=params, seeds=SEEDS, started=STARTED,
             by=["curve", "kind", "key", "flow", "key_scale", "interval"],
             value_cols=["avg_miou", "min_miou", FPS_COL, "GMACs_avg_1024x2048"],
             notes="Every point of Figs. 3 / A5 / A6 (image rows: seed 0 only; they do not depend on PF). kind: "
                   "image = image-based, video = Ours (PF), alite = A-Lite (Accel with our flow net and intra "
-                  f"network as update branch, {S['pf_steps']} steps per seed like PF). Verdicts: "
-                  + "; ".join(f"{v['claim']}: {v['reproduced']}" for v in verdicts))
+                  f"network as update branch, {S['pf_steps']} steps per seed like PF).", claims=CLAIMS_TRADE)
 print(f"wall time {time.time() - STARTED:.0f} s")

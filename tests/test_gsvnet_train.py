@@ -1,6 +1,8 @@
 """paperlib.video.train (cached keyframe nets and PF variants, flow pre-training) and
-paperlib.video.analysis (equal-speed comparison, Fig. A7 edge/error statistics)."""
+paperlib.video.analysis (equal-speed comparison, Fig. A7 edge/error statistics, the per-seed
+measures the gsvnet claims test)."""
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -9,8 +11,8 @@ from paperlib.config import config_from_params
 from paperlib.data.synthetic import SyntheticWorld
 from paperlib.video import GSVNet, cached_module, flow_epe, pretrain_flownet, pretrained_keyframe
 from paperlib.video import train as vtrain
-from paperlib.video.analysis import (compare_with_spread, edge_error_maps, edge_error_stats,
-                                     image_miou_at_speed)
+from paperlib.video import analysis
+from paperlib.video.analysis import edge_error_maps, edge_error_stats, image_miou_at_speed
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,8 @@ def test_cached_module_trains_once(tmp_path, monkeypatch):
     c, ic = cached_module("toy", {"p": 2}, torch.nn.Linear(2, 2), make)
     assert len(made) == 2 and ib["cached"] and not ic["cached"] and ib["note"] == "x"
     assert torch.all(b.weight == 3.0)
-    assert vtrain.params_key({"a": 1, "b": 2}) == vtrain.params_key({"b": 2, "a": 1})
+    from paperlib.cache import role_key
+    assert role_key("toy", {"a": 1, "b": 2}) == role_key("toy", {"b": 2, "a": 1})
 
 
 def test_flow_pretraining_lowers_the_end_point_error(clip):
@@ -72,8 +75,6 @@ def test_image_curve_is_read_at_equal_speed():
     assert image_miou_at_speed(fps, miou, 30) == pytest.approx(63.0)  # halfway between 20 and 40
     assert image_miou_at_speed(fps[::-1], miou[::-1], 15) == pytest.approx(68.0)  # order does not matter
     assert image_miou_at_speed(fps, miou, 80) == pytest.approx(60.0)  # faster than all: the fastest point
-    assert compare_with_spread(1.0, 0.5) == "better" and compare_with_spread(-1.0, 0.5) == "worse"
-    assert compare_with_spread(0.3, 0.5) == "within spread" and compare_with_spread(0.3, float("nan")) == "better"
 
 
 def test_edge_error_statistics_by_hand():
@@ -108,4 +109,79 @@ def test_trained_pf_is_cached_and_shares_the_flow_pretraining(tmp_path, monkeypa
     assert not info["cached"] and info2["cached"] and not info3["cached"]
     assert not pf.training
     assert all(torch.equal(a, b) for a, b in zip(pf.state_dict().values(), again.state_dict().values()))
-    assert len(list((tmp_path / "gsvnet" / "flownet").iterdir())) == 1  # one flow pre-training for both variants
+    assert len(list((tmp_path / "cache" / "flownet").glob("*.pt"))) == 1  # one flow pre-training for both variants
+
+
+def _acc():
+    """A hand-made accuracy frame like gsvnet_table1_accuracy's: one image curve (seed 0) and Ours
+    (l = 1..5, two seeds), A-Lite and DIS for SN."""
+    rows = [dict(kind="image", key="SN", flow="-", key_scale=s, interval=1, seed=0, avg_miou=m, fps=f, gmacs=g)
+            for s, m, f, g in ((1.0, 30.0, 10.0, 100.0), (0.75, 28.0, 20.0, 60.0), (0.5, 24.0, 40.0, 25.0))]
+    for seed, off in ((0, 0.0), (1, 1.0)):
+        for l in range(1, 6):
+            rows.append(dict(kind="video", key="SN", flow="O", key_scale=0.75, interval=l, seed=seed,
+                             avg_miou=28.0 - l + off, fps=20.0 + 5 * l, gmacs=60.0 / l))
+            rows.append(dict(kind="video", key="SN", flow="DIS", key_scale=0.75, interval=l, seed=seed,
+                             avg_miou=28.5 - l + off, fps=10.0, gmacs=np.nan))
+            rows.append(dict(kind="alite", key="SN", flow="O", key_scale=0.75, interval=l, seed=seed,
+                             avg_miou=25.0 - l + off, fps=30.0, gmacs=10.0))
+    df = pd.DataFrame(rows).rename(columns={"gmacs": "GMACs_avg_1024x2048"})
+    df["miou_by_distance"] = None
+    last = (df.kind == "video") & (df.flow == "O") & (df.interval == 5)
+    df.loc[last, "miou_by_distance"] = pd.Series([[28.0, 27.0, 26.0, 25.0, 24.0], [29.0, 29.0, 27.0, 27.0, 25.0]],
+                                                 index=df.index[last])
+    return df
+
+
+def test_per_seed_measures_by_hand():
+    acc = _acc()
+    assert analysis.per_seed(acc, "avg_miou", kind="video", flow="O", interval=4).tolist() == [24.0, 25.0]
+    assert analysis.shared(acc, "avg_miou", kind="image", key_scale=0.5) == 24.0
+    with pytest.raises(ValueError, match="one row"):
+        analysis.shared(acc, "avg_miou", kind="image")
+    with pytest.raises(ValueError, match="several rows"):
+        analysis.per_seed(acc, "avg_miou", kind="video", interval=4)   # O and DIS rows: not one arm
+    assert analysis.drop(acc, "avg_miou", 1, 4, kind="video", flow="O").tolist() == [3.0, 3.0]
+    gap = analysis.mean_gap(acc, {"kind": "alite"}, {"kind": "video", "flow": "O"}, [2, 3, 4, 5])
+    assert gap.tolist() == [-3.0, -3.0]
+    # slopes: a straight line, and a least-squares fit (x = 0..4, mean 2: sum((x-2) y) / 10)
+    s = analysis.distance_slope({0: [28.0, 27.0, 26.0, 25.0, 24.0], 1: [29.0, 29.0, 27.0, 27.0, 25.0]})
+    assert s[0] == pytest.approx(-1.0) and s[1] == pytest.approx((-2 * 29 - 29 + 27 + 2 * 25) / 10)
+    # equal speed: Ours at l = 2 runs at 30 fps, the image curve there is 26 (between 20 fps / 28 and 40 / 24)
+    e = analysis.equal_speed_gap(acc, {"kind": "image"}, {"kind": "video", "flow": "O"}, "fps", [2])
+    assert e.tolist() == pytest.approx([26.0 - 26.0, 27.0 - 26.0])
+    # on cost: 1 / GMACs; Ours l = 2 costs 30, read between 60 (28) and 25 (24) in 1 / cost
+    g = analysis.equal_speed_gap(acc, {"kind": "image"}, {"kind": "video", "flow": "O"}, "GMACs_avg_1024x2048", [2],
+                                 inverse=True)
+    w = (1 / 30 - 1 / 60) / (1 / 25 - 1 / 60)
+    assert g[0] == pytest.approx(26.0 - (28 + w * (24 - 28)))
+
+
+def test_measure_frames_for_the_claims():
+    acc = _acc()
+    t1 = analysis.table1_measures(acc, ["SN"], [0, 1])
+    assert list(t1.columns) == ["measure", "seed", "value"] and len(t1) == 4 * 2
+    v = t1.set_index(["measure", "seed"])["value"]
+    assert v["SN: Ours (l=4) - image (0.5)", 1] == 25.0 - 24.0
+    assert v["SN: image drop 0.75->0.5", 0] == v["SN: image drop 0.75->0.5", 1] == 4.0   # shared: repeated
+    assert v["SN: mIoU slope per frame from the keyframe", 0] == pytest.approx(-1.0)
+    bnd = pd.DataFrame({"method": ["Ours-SN-R18", "A-Lite-SN-R18"] * 2, "seed": [0, 0, 1, 1],
+                        "boundary_acc": [80.0, 70.0, 82.0, np.nan]})
+    tr = analysis.tradeoff_measures(acc, bnd, ["SN"], [0, 1], "fps").set_index(["measure", "seed"])["value"]
+    assert tr["DIS - O flow (avg mIoU, l=2..5)", 0] == pytest.approx(0.5)
+    assert tr["A-Lite - Ours (boundary accuracy)", 0] == -10.0
+    assert np.isnan(tr["A-Lite - Ours (boundary accuracy)", 1])    # a failed run stays NaN, not dropped silently
+    # the claims layer takes these frames: a NaN is reported as a failure
+    from paperlib import claims
+    c = claims.parse("gsvnet", [{"id": "x", "item": "t", "text": "A-Lite worse at boundaries", "kind": "directional",
+                                  "a": "A-Lite - Ours (boundary accuracy)", "value": 0.0, "direction": -1}])
+    (r,) = claims.evaluate(c, tr.reset_index(), arm="measure", value="value")
+    assert r.n == 1 and r.failures and r.verdict == "inconclusive"
+    res = pd.DataFrame([{"variant": v, "seed": s, "interval": l, "min_miou": 30.0 - k * l}
+                        for v, k in (("3x3 IDK", 1.0), ("no intra", 2.0)) for s in (0, 1) for l in range(1, 6)])
+    t4 = analysis.table4_measures(res, [0, 1]).set_index(["measure", "seed"])["value"]
+    assert t4["min-mIoU drop l=1->5: with intra", 0] == 4.0 and t4["min-mIoU drop l=1->5: without intra", 1] == 8.0
+    stats = {0: {"error_rate_on_edges": 0.5, "error_rate_elsewhere": 0.1, "correlation": 0.3}}
+    a7 = analysis.edge_error_measures(stats)
+    assert a7.set_index("measure")["value"].to_dict() == pytest.approx(
+        {"error rate on edges - elsewhere (points)": 40.0, "edge/error correlation": 0.3})

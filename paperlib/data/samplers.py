@@ -36,10 +36,10 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from paperlib.atomic import atomic_path
 from paperlib.data.base import DatasetError
+from paperlib.progress import tqdm
 
 CentroidIndex = dict[int, np.ndarray]
 _CACHE_VERSION = 1

@@ -8,10 +8,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from ..config import EVAL_MODES
 from ..losses import main_logits
+from ..progress import tqdm
 from .data import _pair, collate
 from .distributed import _autocast
 

@@ -14,11 +14,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm.auto import tqdm
 
 from ..config import ConfigError, TrainConfig
-from .. import progress
 from ..losses import build_loss
+from ..progress import tqdm
 from .checkpoints import CKPT_NAME, LOG_NAME, _gather_rng, _truncate_log, load_checkpoint, save_checkpoint, set_rng_state
 from .data import EpochSampler, SeededView, _worker_init, build_datasets, build_sampler, collate, epoch_plan, set_crop_size
 from .distributed import _autocast, _mean_over_ranks, convert_sync_batchnorm, init_distributed, resolve_device
@@ -225,7 +224,7 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
     bar = tqdm(total=total, initial=step, desc=cfg.name, disable=not (cfg.progress and info.main),
                dynamic_ncols=True)
     loss_value, metrics, saved_at = float("nan"), {}, step
-    t_loop, cpu_loop, start_step = time.perf_counter(), time.process_time(), step
+    t_loop, cpu_loop = time.perf_counter(), time.process_time()
     while step < total:
         per_rank, steps_per_epoch = shape(epoch)
         if in_epoch >= steps_per_epoch:
@@ -286,9 +285,6 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
                 log(record)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", refresh=False)
-            if info.main:  # the runner's terminal line (paperlib.progress)
-                progress.report(f"train {cfg.name}: " + progress.eta_text(
-                    step - start_step, total - start_step, time.perf_counter() - t_loop) + f", loss {loss_value:.3f}")
             if ckpt_path and cfg.ckpt_every and step % cfg.ckpt_every == 0:
                 checkpoint()
                 saved_at = step

@@ -39,9 +39,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..data.base import DatasetError
+from ..progress import tqdm
 from .frames import SequenceFrames, _is_config, sequence_root  # noqa: F401  (the frame source; re-exported)
 from .motion import MotionNet, motion_defaults, train_motion
 from .synthesize import dis_flows, flow_motion, model_motion, propagate

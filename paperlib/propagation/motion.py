@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
+from ..progress import tqdm
 from .warp import warp
 
 MODES = {"prediction": 8, "reconstruction": 13}

@@ -39,10 +39,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 from torchvision import tv_tensors
-from tqdm.auto import tqdm
 
 from ..atomic import atomic_path, atomic_write_text
-from ..data.base import IGNORE_INDEX, DatasetError, Sample, SegDataset
+from ..data.base import IGNORE_INDEX, Sample, SegDataset
+from ..progress import tqdm
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from paperlib.data.base import IGNORE_INDEX
 from paperlib.data.labels import CITYSCAPES_PALETTE, colorize
 from paperlib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from paperlib.metrics import ConfusionMatrix
+from paperlib.progress import tqdm
 
 from .gsvnet import GSVNet, resize_flow
 

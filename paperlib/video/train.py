@@ -22,8 +22,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from ..progress import tqdm
 from .gsvnet import GSVNet, resize_flow
 from .loop import flow_tensor, frame_tensor
 

@@ -45,9 +45,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from paperlib.data.labels import CITYSCAPES_PALETTE, CITYSCAPES_TRAINID_TO_ID, IGNORE_INDEX
+from paperlib.progress import tqdm
 
 from .annotate import annotate
 from .classes import FINE_CLASSES, FINE_TO_CITYSCAPES, THING_TRAINIDS

@@ -1,0 +1,218 @@
+"""The protocol of GSVNet's Table 1 and Figures 3 / 4 / A5 / A6 (``gsvnet_table1_accuracy``).
+
+- :func:`with_dis_flow`: evaluation clips whose backward flow is OpenCV DIS flow (Fig. 3's heavier
+  flow estimator, standing in for FlowNet2s), for ``evaluate_intervals(exact_flow=True)``;
+- :func:`accuracy_frame`: every accuracy point -- the image networks at each input scale (their own
+  output, upsampled), Ours (PF with its flow net O, keyframes at 0.75 and 1.0; for SwiftNet-R18
+  also DIS and exact flow) and A-Lite at l = 1..max_l, per PF seed (Sec. 4.1: avg / min mIoU of
+  the labelled frame);
+- :func:`boundary_frame`: pixel accuracy on the boundary band and elsewhere at the farthest frame
+  (Fig. 4's "distorted object boundaries"), Ours vs A-Lite;
+- :func:`paper_size_networks`, :func:`time_steps`, :func:`keyframe_gmacs`: one-thread CPU step
+  times at the profile's frame size and multiply-adds of the paper-size networks at 1024x2048;
+- :func:`add_speed`: the speed columns of every point from step timings and paper-size
+  multiply-adds (``l / (t_key + (l - 1) t_nonkey)``; GMACs averaged over the interval);
+- :func:`table1_frame`: the rows of Table 1 (image networks at 0.75 / 0.5, Ours at l = 2, 3, 4).
+
+The per-seed measures the claims test are in :mod:`paperlib.video.analysis`.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..progress import tqdm
+from .alite import boundary_accuracy
+from .gsvnet import backward_warp
+from .loop import KeyframeSegmenter, evaluate_intervals, frame_tensor, interval_metrics, propagate
+
+PAPER_SIZE = (1024, 2048)   # the paper's Cityscapes frames: multiply-adds and warped data are counted there
+
+
+class WithFlows:
+    """A clip whose ``flow_bw`` is replaced (e.g. by DIS flow) for ``evaluate_intervals(exact_flow=True)``."""
+
+    def __init__(self, clip, flows):
+        self.frames, self.labels, self.flow_bw = clip.frames, clip.labels, flows
+
+
+def with_dis_flow(clips: Sequence, progress: bool = True) -> list[WithFlows]:
+    """``clips`` with OpenCV DIS backward flow (frame t -> t - 1) in place of the exact flow."""
+    from paperlib.propagation.motion import dis_flow
+
+    return [WithFlows(c, np.stack([dis_flow(c.frames[t], c.frames[t - 1]) for t in range(1, len(c.frames))]))
+            for c in tqdm(clips, desc="DIS flow", disable=not progress)]
+
+
+def interval_confusions(clips, key, pf, key_scale: float, stride: int, max_l: int, label_index: int,
+                        exact: bool = False) -> list:
+    """One confusion matrix per distance 0..max_l-1 from the keyframe (``evaluate_intervals``):
+    keyframes through ``KeyframeSegmenter(key, key_scale, stride)``, the others through ``pf``."""
+    k = KeyframeSegmenter(key, key_scale, stride)
+    return evaluate_intervals(clips, k, pf, max_l, label_index=label_index, exact_flow=exact,
+                              progress=False)["confusions"]
+
+
+def accuracy_frame(keys: Mapping, pfs: Mapping, alites: Mapping, clips: Sequence, dis_clips: Sequence,
+                   key_nets: Mapping[str, tuple], seeds: Sequence[int], scales: Sequence[float], max_l: int,
+                   label_index: int, progress: bool = True) -> pd.DataFrame:
+    """Every accuracy point of Table 1 and Figs. 3 / A5 / A6, one row per curve, interval and seed.
+
+    ``keys[tag]``: the keyframe network of ``key_nets[tag] = (label, registry name)``; ``pfs[tag,
+    seed]`` and ``alites[seed]`` (SwiftNet keyframes, tag ``"SN"``) the trained non-key parts.
+    Image rows (``kind="image"``, seed 0: they do not depend on PF) run the network on the frame
+    downscaled by each of ``scales``; video rows (``kind="video"``: flow O with keyframes at 0.75
+    and 1.0, and for ``"SN"`` DIS flow (``dis_clips``) and the exact flow at 0.75) and A-Lite rows
+    (``kind="alite"``) give avg / min mIoU (%) at l = 1..max_l from one evaluation at ``max_l``. The
+    l = max_l row of Ours (flow O, 0.75) and of A-Lite also holds ``miou_by_distance``."""
+    rows = []
+    for tag, (label, _) in key_nets.items():
+        for s in scales:  # image-based: the network's own output, upsampled to full resolution
+            cms = interval_confusions(clips, keys[tag], pfs[tag, 0], s, 1, 1, label_index)
+            m = 100 * cms[0].miou()
+            rows.append(dict(curve=f"{label} (image)", key=tag, flow="-", key_scale=s, interval=1, seed=0,
+                             avg_miou=m, min_miou=m, kind="image"))
+        for seed in seeds:
+            variants = [("O", 0.75, clips, False), ("O", 1.0, clips, False)]
+            if tag == "SN":
+                variants += [("DIS", 0.75, dis_clips, True), ("exact", 0.75, clips, True)]
+            for flow, ks, cl, exact in tqdm(variants, desc=f"eval {tag} seed {seed}", disable=not progress):
+                cms = interval_confusions(cl, keys[tag], pfs[tag, seed], ks, 8, max_l, label_index, exact)
+                for l in range(1, max_l + 1):
+                    m = interval_metrics(cms, l)
+                    rows.append(dict(curve=f"Ours-{tag}-R18 ({flow} flow, key {ks})", key=tag, flow=flow,
+                                     key_scale=ks, interval=l, seed=seed, avg_miou=100 * m["avg_miou"],
+                                     min_miou=100 * m["min_miou"], kind="video"))
+                if flow == "O" and ks == 0.75:
+                    rows[-1]["miou_by_distance"] = [100 * cm.miou() for cm in cms]
+    for seed in seeds:  # A-Lite: SwiftNet-R18 keyframes at 0.75, its own flow net
+        cms = interval_confusions(clips, keys["SN"], alites[seed], 0.75, 8, max_l, label_index)
+        for l in range(1, max_l + 1):
+            m = interval_metrics(cms, l)
+            rows.append(dict(curve="A-Lite-SN-R18 (O flow, key 0.75)", key="SN", flow="O", key_scale=0.75,
+                             interval=l, seed=seed, avg_miou=100 * m["avg_miou"], min_miou=100 * m["min_miou"],
+                             kind="alite"))
+        rows[-1]["miou_by_distance"] = [100 * cm.miou() for cm in cms]
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def boundary_scores(key, net, clips: Sequence, label_index: int, max_l: int) -> dict:
+    """Pixel accuracy (%) on the 2-px boundary band and elsewhere of the labelled frame propagated
+    ``max_l - 1`` steps from its keyframe (``key`` at 0.75, non-key frames through ``net``), pooled
+    over ``clips``: ``{"boundary_acc", "interior_acc"}``."""
+    k, first = KeyframeSegmenter(key, 0.75, 8), label_index - (max_l - 1)
+    tot = {"boundary": np.zeros(2), "interior": np.zeros(2)}
+    for clip in clips:
+        *_, seg = propagate(clip.frames[first:label_index + 1], k, net, max_l)
+        label = np.asarray(clip.labels[label_index])
+        pred = torch.nn.functional.interpolate(seg, size=label.shape, mode="bilinear", align_corners=False).argmax(1)[0]
+        for name, counts in boundary_accuracy(pred.numpy(), label).items():
+            tot[name] += counts
+    return {f"{name}_acc": 100 * c / max(n, 1) for name, (c, n) in tot.items()}
+
+
+def boundary_frame(key, pfs: Mapping, alites: Mapping, clips: Sequence, seeds: Sequence[int], label_index: int,
+                   max_l: int) -> pd.DataFrame:
+    """:func:`boundary_scores` of Ours (``pfs["SN", seed]``) and A-Lite (``alites[seed]``) with the
+    SwiftNet-R18 keyframe net ``key``, one row per method and seed."""
+    return pd.DataFrame([{"method": m, "seed": seed, **boundary_scores(key, net, clips, label_index, max_l)}
+                         for seed in seeds
+                         for m, net in (("Ours-SN-R18", pfs["SN", seed]), ("A-Lite-SN-R18", alites[seed]))])
+
+
+def paper_size_networks(key_nets: Mapping[str, tuple]) -> dict:
+    """The keyframe networks at the paper's width (``key_nets[tag] = (label, registry name)``;
+    BiSeNet-R18 without its training-only auxiliary heads), for counting multiply-adds."""
+    from paperlib.models import build
+
+    return {tag: build(reg, **({"aux": False} if reg == "bisenet_resnet18" else {}))
+            for tag, (_, reg) in key_nets.items()}
+
+
+def time_steps(keys: Mapping, pf, alite, clip, scales: Sequence[float], repeats: int,
+               alite_feature_shape: Sequence[int], paper_size: tuple[int, int] = PAPER_SIZE) -> dict[str, float]:
+    """Best seconds of every step on the first two frames of ``clip`` (``interleaved_best``: each
+    step once per round): ``"image <tag> <scale>"`` (the network on the downscaled frame), ``"key
+    <tag> <scale>"`` (``KeyframeSegmenter`` at 0.75 / 1.0, logits on the 1/8 grid), ``"PF"`` (one
+    non-key step of ``pf``), ``"PF (given flow)"`` (without its flow net), ``"DIS"`` (OpenCV DIS
+    flow), ``"A-Lite"`` (one non-key step of ``alite``), and ``"warp output"`` / ``"warp
+    features"``: the warp alone at ``paper_size`` of 19 maps on the 1/8 grid and of A-Lite's
+    features (``alite_feature_shape``), the data each moves."""
+    from paperlib.profiling import interleaved_best
+    from paperlib.propagation.motion import dis_flow
+
+    f0, f1 = frame_tensor(clip.frames[0]), frame_tensor(clip.frames[1])
+    h, w = f0.shape[-2:]
+    seg8 = torch.zeros(1, 19, *pf.grid_size(f0))
+    flow_full = torch.zeros(1, 2, h, w)
+    big = {"output": torch.randn(1, 19, paper_size[0] // 8, paper_size[1] // 8),
+           "features": torch.randn(1, *alite_feature_shape)}
+    fns = {}
+    with torch.no_grad():
+        for tag in keys:
+            for s in scales:
+                fns[f"image {tag} {s}"] = (lambda m=keys[tag], s=s: m(
+                    torch.nn.functional.interpolate(f0, scale_factor=s, mode="bilinear") if s != 1 else f0))
+            for s in (0.75, 1.0):
+                fns[f"key {tag} {s}"] = (lambda m=KeyframeSegmenter(keys[tag], s, 8): m(f0))
+        fns["PF"] = lambda: pf(seg8, f0, f1)
+        fns["PF (given flow)"] = lambda: pf(seg8, f0, f1, flow=flow_full)
+        fns["DIS"] = lambda: dis_flow(clip.frames[1], clip.frames[0])
+        feat0 = alite.keyframe(f0)["state"]
+        fns["A-Lite"] = lambda: alite(feat0, f0, f1)
+        zero_flow = {k: torch.zeros(1, 2, *v.shape[-2:]) for k, v in big.items()}
+        fns["warp output"] = lambda: backward_warp(big["output"], zero_flow["output"])
+        fns["warp features"] = lambda: backward_warp(big["features"], zero_flow["features"])
+        return interleaved_best(fns, repeats)
+
+
+def keyframe_gmacs(full: Mapping, scales: Sequence[float], paper_size: tuple[int, int] = PAPER_SIZE) -> dict:
+    """``{(tag, scale): G multiply-adds}`` of ``KeyframeSegmenter(full[tag], scale)`` at ``paper_size``."""
+    from paperlib.profiling import count_flops
+
+    return {(tag, s): count_flops(KeyframeSegmenter(full[tag], s, 1), paper_size).gmacs for tag in full for s in scales}
+
+
+def add_speed(acc: pd.DataFrame, T: Mapping[str, float], gmacs: Mapping, nonkey_gmacs: float, alite_gmacs: float,
+              fps_col: str) -> pd.DataFrame:
+    """Set ``fps_col`` (frames/s from the step times ``T``: ``"image <tag> <scale>"``, ``"key <tag>
+    <scale>"``, ``"PF"``, ``"PF (given flow)"``, ``"DIS"``, ``"A-Lite"``) and ``GMACs_avg_1024x2048``
+    (``gmacs[tag, scale]`` of the keyframe, the non-key step's ``nonkey_gmacs`` / ``alite_gmacs``,
+    averaged over the interval; NaN for DIS flow, whose cost is not counted) on every row of
+    ``acc``, in place; returns ``acc``."""
+    def speed(r):
+        if r.kind == "image":
+            return 1 / T[f"image {r.key} {r.key_scale}"], gmacs[r.key, r.key_scale]
+        l, t_key = r.interval, T[f"key {r.key} {r.key_scale}"]
+        if r.kind == "alite":
+            return l / (t_key + (l - 1) * T["A-Lite"]), (gmacs[r.key, r.key_scale] + (l - 1) * alite_gmacs) / l
+        t_nk = {"O": T["PF"], "DIS": T["PF (given flow)"] + T["DIS"], "exact": T["PF (given flow)"]}[r.flow]
+        g = np.nan if r.flow == "DIS" else (gmacs[r.key, r.key_scale] + (l - 1) * nonkey_gmacs) / l
+        return l / (t_key + (l - 1) * t_nk), g
+
+    acc[[fps_col, "GMACs_avg_1024x2048"]] = [speed(r) for r in acc.itertuples()]
+    return acc
+
+
+def table1_frame(acc: pd.DataFrame, names: Mapping[str, tuple], fps_col: str, key_mb: Mapping[str, float],
+                 nonkey_mb: float) -> pd.DataFrame:
+    """Table 1's rows from :func:`accuracy_frame` (with :func:`add_speed`): the image networks at
+    input 0.75 / 0.5 (``names[tag][0]``) and Ours with flow O and keyframes at 0.75 at l = 2, 3, 4
+    (``f"{names[tag][1]} (l=<l>)"``), with the parameter bytes (MB) of the keyframe and non-key
+    networks."""
+    t1 = []
+    for r in acc.itertuples():
+        if r.kind == "image" and r.key_scale in (0.75, 0.5):
+            method = names[r.key][0]
+        elif r.kind == "video" and r.flow == "O" and r.key_scale == 0.75 and r.interval in (2, 3, 4):
+            method = f"{names[r.key][1]} (l={r.interval})"
+        else:
+            continue
+        t1.append({"method": method, "input": r.key_scale, "seed": r.seed, "avg_miou": r.avg_miou,
+                   "min_miou": r.min_miou, fps_col: getattr(r, fps_col), "GMACs_avg_1024x2048": r.GMACs_avg_1024x2048,
+                   "key_params_MB": key_mb[r.key], "nonkey_params_MB": nonkey_mb if r.kind == "video" else np.nan})
+    return pd.DataFrame(t1)
