@@ -27,7 +27,7 @@ reproduce: venv
 	$(PYTHON) -m paperlib report
 
 lab: venv
-	$(VENV)/bin/jupyter lab --ServerApp.jpserver_extensions="{'jupytext': True}" notebooks/
+	$(PYTHON) -m paperlib lab
 
 bench: venv
 	@for f in benchmarks/*.py; do echo "== $$f"; $(PYTHON) $$f || exit 1; done

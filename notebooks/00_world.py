@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes figures/paperlib/world_frames, figures/paperlib/world_flow, figures/paperlib/world_annotation, figures/paperlib/world_domains, figures/paperlib/world_class_frequency, tables/paperlib/world_class_frequency
 
 # %% [markdown]

@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/paperlib/quickstart_world, figures/paperlib/quickstart_world
 
 # %% [markdown]

@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes figures/duchdc/erf, tables/duchdc/erf_stats
 
 # %% [markdown]

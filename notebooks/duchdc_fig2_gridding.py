@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes figures/duchdc/fig2_gridding, tables/duchdc/gridding_patterns, tables/duchdc/hdc_variants
 
 # %% [markdown]

@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/duchdc/table1, figures/duchdc/table1_patches
 
 # %% [markdown]

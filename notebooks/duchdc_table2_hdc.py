@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/duchdc/table2, figures/duchdc/fig5_gridding
 
 # %% [markdown]

@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/duchdc/table3, figures/duchdc/table3_predictions
 
 # %% [markdown]

@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/gsvnet/table1, tables/gsvnet/tradeoff, figures/gsvnet/fig3_flow, figures/gsvnet/figA5_tradeoff, figures/gsvnet/figA6_tradeoff, figures/gsvnet/miou_by_distance, figures/gsvnet/overlay_demo
 
 # %% [markdown]

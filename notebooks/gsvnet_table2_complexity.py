@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/gsvnet/table2, figures/gsvnet/figA9_breakdown
 
 # %% [markdown]

@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/gsvnet/table4, tables/gsvnet/tableA5, tables/gsvnet/tableA6, figures/gsvnet/table4_A5_curves, figures/gsvnet/figA7_edge_error
 
 # %% [markdown]

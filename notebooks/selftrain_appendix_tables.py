@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/selftrain/table7, tables/selftrain/table8, tables/selftrain/table9, figures/selftrain/appendix_tables
 
 # %% [markdown]

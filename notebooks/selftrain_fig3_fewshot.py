@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/selftrain/fig3_fewshot, tables/selftrain/table12, tables/csst/fig8_fewshot, figures/selftrain/fig3_fewshot
 
 # %% [markdown]

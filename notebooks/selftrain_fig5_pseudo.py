@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/selftrain/fig5_pseudo_quality, figures/selftrain/fig5_pseudo
 
 # %% [markdown]

@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/selftrain/table1_pseudo, tables/csst/table1_centroid, figures/csst/table1_centroid
 
 # %% [markdown]

@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/csst/table2, figures/csst/table2
 
 # %% [markdown]

@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/csst/table3_students, tables/selftrain/table3_students, figures/csst/table3_students
 
 # %% [markdown]

@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/selftrain/table4, tables/csst/table4, figures/selftrain/fig2_schedules, figures/selftrain/table4_runs
 
 # %% [markdown]

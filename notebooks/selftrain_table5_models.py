@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/csst/table5, tables/selftrain/table10, figures/csst/table5_speedup
 
 # %% [markdown]

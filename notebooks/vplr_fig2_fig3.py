@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/vplr/fig2_alignment, tables/vplr/fig3_entropy, figures/vplr/fig2, figures/vplr/fig3
 
 # %% [markdown]

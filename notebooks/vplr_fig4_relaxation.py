@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/vplr/fig4, figures/vplr/fig4
 
 # %% [markdown]

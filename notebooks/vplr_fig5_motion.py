@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/vplr/fig5b, tables/vplr/fig5b_label_accuracy, figures/vplr/fig5b, figures/vplr/fig5a
 
 # %% [markdown]

@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/vplr/label_quality, figures/vplr/label_quality, figures/vplr/label_quality_examples
 
 # %% [markdown]

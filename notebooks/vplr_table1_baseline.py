@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/vplr/table1, figures/vplr/table1
 
 # %% [markdown]

@@ -9,6 +9,8 @@
 #     language: python
 #     name: python3
 # ---
+
+# %%
 # paperlib: writes tables/vplr/table3, figures/vplr/table3
 
 # %% [markdown]

@@ -3,6 +3,7 @@
     python -m paperlib reproduce [--profile cpu] [--only NAME ...] [--jobs N] [--set key=value ...]
     python -m paperlib list
     python -m paperlib report [--profile P]       (tables/index.csv and tables/REPRODUCTION.md)
+    python -m paperlib lab [jupyter lab options]  (JupyterLab on the notebooks, .py <-> .ipynb paired)
     python -m paperlib train --config FILE [more train options]   (torchrun entry: paperlib.train)
 
 ``reproduce`` exits 1 when any notebook failed and 2 on bad arguments (unknown notebook or
@@ -39,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--profile", default=None,
                     help="collect only this profile's tables (default: every profile but smoke)")
     rp.add_argument("--output-root", default=None, help="where tables/ is (default: $PAPERLIB_OUTPUT_ROOT or the repo)")
+
+    sub.add_parser("lab", help="JupyterLab rooted at the repository, opening notebooks/ (jupytext pairing); "
+                               "other options go to jupyter lab")
 
     t = sub.add_parser("train", help="train one config (what torchrun runs)")
     t.add_argument("--config", required=True, help="JSON config file")  # other options: passed on
@@ -90,6 +94,25 @@ def _report(args, parser) -> int:
     return 0
 
 
+def lab_command(root=None, extra=()) -> list[str]:
+    """The ``jupyter lab`` command ``make lab`` runs: rooted at the repository (so jupytext finds
+    ``jupytext.toml`` and pairs each ``.py`` with an ``.ipynb``), opening ``notebooks/``, with
+    ``--allow-root`` when run as root. ``extra`` options are appended."""
+    from paperlib.repro import REPO_ROOT
+
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={root or REPO_ROOT}",
+           "--LabApp.default_url=/lab/tree/notebooks"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    return cmd + list(extra)
+
+
+def _lab(rest: list[str]) -> int:
+    import subprocess
+
+    return subprocess.call(lab_command(extra=rest))
+
+
 def _train(args, rest: list[str]) -> int:
     try:
         from paperlib import train
@@ -105,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if args.command == "train":
         return _train(args, rest)
+    if args.command == "lab":
+        return _lab(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "reproduce":
