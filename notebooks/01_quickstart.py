@@ -28,7 +28,9 @@
 #
 # By default the data is the embedded synthetic driving world, exported to disk in Cityscapes'
 # layout and read back by the Cityscapes loader (so the real-data code path is the one that runs).
-# Set `dataset="camvid"` and `data_root="../shared/datasets/camvid"` to train on real CamVid.
+# Set `dataset="camvid"` and `data_root` to the CamVid folder to train on real CamVid. An absolute
+# path is safest; a relative one is read from this notebook's folder (`notebooks/`) -- with
+# `python -m paperlib reproduce --set data_root=...` it is read from where you run the command.
 
 # %% tags=["parameters"]
 profile = "smoke"

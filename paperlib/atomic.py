@@ -74,3 +74,31 @@ def atomic_write_files(files: Mapping[Path, bytes]) -> list[Path]:
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
     return list(files)
+
+
+def remove_stale_temp_dirs(root: str | os.PathLike) -> int:
+    """Remove ``.<name>.tmp-<pid>`` / ``.<name>.old-<pid>`` siblings of folder ``root`` left by a
+    process that was killed mid-write (its pid no longer runs). Returns how many were removed."""
+    import re
+    import shutil
+
+    root = Path(root)
+    if not root.parent.is_dir():
+        return 0
+    pattern = re.compile(rf"^\.{re.escape(root.name)}\.(tmp|old)-(\d+)$")
+    removed = 0
+    for p in root.parent.iterdir():
+        m = pattern.match(p.name)
+        if not m or int(m.group(2)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(2)), 0)
+            continue  # that writer is still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed += 1
+    return removed
+

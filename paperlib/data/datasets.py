@@ -49,7 +49,8 @@ __all__ = ["Cityscapes", "CamVid", "KittiSemantics", "MapillaryVistas", "BDD100K
 def _root(root: str | os.PathLike, what: str) -> Path:
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DatasetError(f"{what} root folder not found: {root}")
+        where = f" (resolved from {os.getcwd()} to {root.resolve()})" if not root.is_absolute() else ""
+        raise DatasetError(f"{what} root folder not found: {root}{where}")
     return root
 
 

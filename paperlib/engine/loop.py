@@ -168,6 +168,10 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
     ckpt_path = out_dir / CKPT_NAME if out_dir else None
     step, epoch, in_epoch, skipped, history = 0, 0, 0, 0, []
     rng_to_restore = sampler_state = None
+    if cfg.resume and ckpt_path is None:
+        raise ConfigError("config field 'resume' = true needs 'out_dir' (where the checkpoint is)")
+    if cfg.resume and not ckpt_path.is_file() and info.main:
+        print(f"resume: no checkpoint at {ckpt_path} yet; starting from step 0", flush=True)
     if cfg.resume and ckpt_path.is_file():
         state = load_checkpoint(ckpt_path, map_location=device)
         if state["config"]["model"] != cfg.model or state["config"]["num_classes"] != cfg.num_classes:

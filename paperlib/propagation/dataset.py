@@ -40,6 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..atomic import remove_stale_temp_dirs
 from ..data.base import DatasetError
 from ..progress import tqdm
 from .frames import SequenceFrames, _is_config, sequence_root  # noqa: F401  (the frame source; re-exported)
@@ -100,6 +101,7 @@ def _atomic_folder(root: Path, params: dict, fill) -> Path:
     if root.exists():
         raise ValueError(f"{root} exists with other content (its {STAMP} differs or is missing); "
                          f"remove it or choose another out=")
+    remove_stale_temp_dirs(root)  # a killed earlier writer's leftovers
     tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)

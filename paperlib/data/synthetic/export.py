@@ -46,6 +46,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from paperlib.atomic import remove_stale_temp_dirs
 from paperlib.data.labels import CITYSCAPES_PALETTE, CITYSCAPES_TRAINID_TO_ID, IGNORE_INDEX
 from paperlib.progress import tqdm
 
@@ -144,6 +145,7 @@ def export(world: SyntheticWorld, root: str | os.PathLike, layout: str = "citysc
         if not overwrite:
             raise ValueError(f"{root} exists with other content (stamp {stamp} differs or is missing); "
                              "pass overwrite=True to replace it")
+    remove_stale_temp_dirs(root)  # a killed earlier writer's leftovers
     tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
