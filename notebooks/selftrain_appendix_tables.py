@@ -84,6 +84,7 @@ SIZES = profile_sizes(PROTOCOL_SCALE[profile], seeds=seeds, epochs=epochs, label
                       pool_clips=pool_clips)
 SEEDS, EPOCHS, LABELLED, POOL_CLIPS = list(SIZES["seeds"]), SIZES["epochs"], SIZES["labelled"], SIZES["pool_clips"]
 RATIO = tuple(float(x) for x in (ratio or ([1, 1] if profile == "smoke" else [1, 7])))
+params["sizes"] = dict(SIZES, ratio=list(RATIO))  # resolved, for the manifest
 
 asked = config_from_params(profile, name="st_appendix", steps=None, epochs=EPOCHS, max_images=LABELLED,
                            poly_power=0.9)   # self-training Sec. 4: poly power 0.9

@@ -112,6 +112,9 @@ from paperlib.selftrain import world_pool
 from paperlib.selftrain.fewshot import fine_label_dataset
 
 clips = target_clips or max(4, src_cfg.world_clips // 2)
+params["sizes"] = dict(width=width, source_steps=source_steps, student_steps=student_steps,  # resolved, for the manifest
+                       finetune_steps=finetune_steps, shots=shots, fractions=fractions, target_clips=clips,
+                       seeds=seeds)
 size = src_cfg.world_image_size
 train_tf = build_train_transform(src_cfg.crop_size, scale=src_cfg.scale, flip=src_cfg.flip)
 CASES = {"same classes": "city_b", "new classes": "city_fine"}

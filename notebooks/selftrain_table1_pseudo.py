@@ -92,6 +92,8 @@ T_STEPS = teacher_steps or SCALE["steps"]
 MULTIPLES = list(pseudo_multiples or SCALE["multiples"])
 REAL = real_images or SCALE["real"]
 POOL = pool_clips or SCALE["pool"]
+params["sizes"] = dict(seeds=SEEDS, teacher_steps=T_STEPS, pseudo_multiples=MULTIPLES,  # resolved, for the manifest
+                       real_images=REAL, pool_clips=POOL)
 if profile == "paper":
     raise NotImplementedError("profile='paper' needs Cityscapes coarse + Mapillary images as pools: "
                               "build them with paperlib.selftrain.unlabelled(build_dataset(...)) and "
