@@ -805,6 +805,7 @@ def run_notebooks(names: Sequence[str] | None = None, profile: str = "cpu", jobs
                             profile, dict(overrides or {}))
     tasks = {}
     run_id = f"{os.getpid()}-{time.time_ns()}"  # concurrent runs of one notebook never share a log
+    _remove_dead_staging(build / "staging" / profile)
     for n in selected:
         env = {"PAPERLIB_PROFILE": profile, "PAPERLIB_OUTPUT_ROOT": str(out), "PAPERLIB_NOTEBOOK": n,
                "PAPERLIB_WRITES_LOG": str(build / "logs" / profile / f"{n}.{run_id}.writes"),
@@ -842,6 +843,24 @@ def run_notebooks(names: Sequence[str] | None = None, profile: str = "cpu", jobs
               f"({_clock(sum(r.wall_s for r in ordered))} of notebook time, {jobs} job(s)); "
               f"executed notebooks in {build / 'executed' / profile}", flush=True)
     return ordered
+
+
+def _remove_dead_staging(folder: Path) -> None:
+    """Staging folders (``<name>.<pid>-<ns>``) of runs that were killed: their process is gone."""
+    import shutil
+
+    if not folder.is_dir():
+        return
+    for p in folder.iterdir():
+        m = re.match(r"^.+\.(\d+)-\d+$", p.name)
+        if not m:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except PermissionError:
+            pass
 
 
 def _clock(seconds: float) -> str:

@@ -339,3 +339,50 @@ def test_shared_parameter_rules():
         assert not repro.positive_or_none(bad), bad
     with pytest.raises(Exception, match="seeds"):
         repro.check_params({"seeds": [1, 1]}, {"seeds": repro.int_list_or_none})
+
+
+@pytest.mark.slow
+def test_concurrent_runs_each_list_only_their_own_writes(tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "paperlib", "reproduce", "--profile", "smoke", "--only", "nb_tagged",
+           "--notebooks-dir", str(DATA), "--output-root", str(tmp_path)]
+    procs = [subprocess.Popen(cmd + ["--set", f"tag={t}", "wait_s=3"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for t in ("a", "b")]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    for mine, other, out in (("a", "b", outs[0]), ("b", "a", outs[1])):
+        summary = out[out.index("| notebook"):]
+        assert f"nb_tagged_{mine}.smoke" in summary and f"nb_tagged_{other}.smoke" not in summary
+    assert (tmp_path / "tables/paperlib/nb_tagged_a.smoke.csv").is_file()
+    assert (tmp_path / "tables/paperlib/nb_tagged_b.smoke.csv").is_file()
+
+
+@pytest.mark.slow
+def test_run_killed_midway_leaves_the_previous_outputs_intact(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    old = repro.write_table(pd.DataFrame({"x": [1.0]}), "paperlib", "nb_tagged_a", profile="smoke", root=tmp_path)
+    before = {k: p.read_bytes() for k, p in old.items()}
+    cmd = [sys.executable, "-m", "paperlib", "reproduce", "--profile", "smoke", "--only", "nb_tagged",
+           "--notebooks-dir", str(DATA), "--output-root", str(tmp_path), "--set", "value=99", "wait_s=120"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    staged = tmp_path / "build" / "staging" / "smoke"
+    for _ in range(240):  # until the new table is written (staged), then kill everything
+        if any(staged.rglob("nb_tagged_a.smoke.csv")):
+            break
+        time.sleep(0.5)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("the notebook never staged its table")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert {k: p.read_bytes() for k, p in old.items()} == before
+    repro.run_notebooks(["nb_tagged"], "smoke", root=tmp_path, notebooks_dir=DATA, verbose=False,
+                        overrides={"tag": "b"})  # the next run clears the killed run's staging folder
+    assert not any(staged.rglob("nb_tagged_a.smoke.csv"))
