@@ -420,3 +420,11 @@ def test_engine_gives_losses_the_epoch_for_the_relaxation_switch_off():
     finally:
         losses.LOSSES.pop("_spy_relaxation")
     assert seen == [0, 0, 1, 1]
+
+
+def test_step_time_split_is_reported(tmp_path):
+    out = engine.train(_cfg(tmp_path / "split").replace(steps=4), train_set=Blobs(), val_set=None)
+    split = out["step_split"]
+    assert set(split) == {"data", "forward", "backward", "optimizer", "eval", "other"}
+    assert all(v >= 0 for v in split.values()) and split["forward"] > 0 and split["backward"] > 0
+    assert sum(split.values()) * 4 == pytest.approx(out["train_time"], rel=1e-6)

@@ -92,12 +92,15 @@ def train(cfg: TrainConfig | dict, model: nn.Module | None = None, train_set: Da
     stops training (the last checkpoint stays).
 
     Returns ``{"model", "step", "epoch", "loss", "history", "metrics", "skipped_steps",
-    "checkpoint", "wall_time", "train_time", "train_cpu_time", "config"}``; ``metrics`` is the
+    "checkpoint", "wall_time", "train_time", "train_cpu_time", "step_split", "config"}``; ``metrics`` is the
     final evaluation (or ``{}``), ``train_time`` the seconds of the training loop alone (this
     call's, after a resume) and ``train_cpu_time`` the CPU seconds this process spent in it (not
     counting loader workers: a contention-free measure of a single-threaded run).
     With a crop schedule (``cfg.crop_sizes``) every ``history`` entry also has the step's
-    ``crop`` and ``batch_size``.
+    ``crop`` and ``batch_size``. ``step_split``: seconds per step spent on ``data`` (waiting for
+    the loader), ``forward`` (with the loss), ``backward``, ``optimizer``, ``eval`` (periodic
+    evaluation) and ``other`` (logging, checkpoints), also shown in the bar (``data`` share) and
+    logged (``time_split_s``, cumulative) -- host time, so on CUDA read it as launch time.
     """
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
@@ -229,6 +232,9 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
                dynamic_ncols=True)
     loss_value, metrics, saved_at = float("nan"), {}, step
     t_loop, cpu_loop = time.perf_counter(), time.process_time()
+    # where a step's time goes (host clock; on CUDA kernels overlap, so read it as host time)
+    split = dict.fromkeys(("data", "forward", "backward", "optimizer", "eval", "other"), 0.0)
+    steps_here = 0
     while step < total:
         per_rank, steps_per_epoch = shape(epoch)
         if in_epoch >= steps_per_epoch:
@@ -253,7 +259,10 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
                             num_workers=cfg.workers, worker_init_fn=_worker_init, generator=gen,
                             pin_memory=device.type == "cuda", persistent_workers=False)
         batches = 0
+        t_mark = time.perf_counter()
         for batch in loader:
+            t_data = time.perf_counter()
+            split["data"] += t_data - t_mark
             batches += 1
             lr = lr_at(cfg, step, steps_per_epoch, total,
                        progress=epoch + in_epoch / steps_per_epoch if plan else None)
@@ -267,6 +276,8 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
             with _autocast(device, cfg.amp):
                 output = model(image)
             loss = loss_fn(output, batch)
+            t_fwd = time.perf_counter()
+            split["forward"] += t_fwd - t_data
             loss_value = _mean_over_ranks(loss.detach(), info)
             if not math.isfinite(loss_value) and not scaler.is_enabled():
                 raise NonFiniteLossError(
@@ -275,8 +286,13 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
             optimizer.zero_grad(set_to_none=True)
             scale_before = scaler.get_scale() if scaler.is_enabled() else None
             scaler.scale(loss).backward()
+            t_bwd = time.perf_counter()
+            split["backward"] += t_bwd - t_fwd
             scaler.step(optimizer)
             scaler.update()
+            t_opt = time.perf_counter()
+            split["optimizer"] += t_opt - t_bwd
+            steps_here += 1
             if scale_before is not None and scaler.get_scale() < scale_before:
                 skipped += 1  # fp16 overflow: the scaler skipped this update
             step, in_epoch = step + 1, in_epoch + 1
@@ -286,17 +302,22 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
                 record["crop"], record["batch_size"] = plan[epoch]
             history.append({k: record[k] for k in ("step", "loss", "lr", "crop", "batch_size") if k in record})
             if step % cfg.log_every == 0 or step == total:
-                log(record)
+                log({**record, "time_split_s": {k: round(v, 3) for k, v in split.items() if k != "other"}})
+            busy = sum(split.values()) or 1.0
+            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}",
+                            data=f"{100 * split['data'] / busy:.0f}%", refresh=False)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", refresh=False)
             if ckpt_path and cfg.ckpt_every and step % cfg.ckpt_every == 0:
                 checkpoint()
                 saved_at = step
             if val_set is not None and cfg.eval_every and step % cfg.eval_every == 0 and step < total:
+                t_eval = time.perf_counter()
                 metrics = run_eval()
+                split["eval"] += time.perf_counter() - t_eval
             for cb in callbacks:
                 cb({"event": "step", "step": step, "epoch": epoch, "loss": loss_value, "lr": lr,
                     "model": _unwrap(model), "optimizer": optimizer})
+            t_mark = time.perf_counter()
             if step >= total or in_epoch >= steps_per_epoch:
                 break
         if batches == 0:
@@ -306,6 +327,8 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
             in_epoch = steps_per_epoch  # the loader is exhausted: this epoch is done
     bar.close()
     train_time, train_cpu_time = time.perf_counter() - t_loop, time.process_time() - cpu_loop
+    split["other"] = max(0.0, train_time - sum(v for k, v in split.items() if k != "other"))
+    step_split = {k: v / max(1, steps_here) for k, v in split.items()}
     if ckpt_path and saved_at != step:
         checkpoint()
     if val_set is not None:
@@ -314,4 +337,4 @@ def _train(cfg, device, info, model, train_set, val_set, callbacks) -> dict:
             "history": history, "metrics": metrics, "skipped_steps": skipped,
             "checkpoint": str(ckpt_path) if ckpt_path else None,
             "wall_time": time.perf_counter() - t0, "train_time": train_time,
-            "train_cpu_time": train_cpu_time, "config": cfg}
+            "train_cpu_time": train_cpu_time, "step_split": step_split, "config": cfg}
