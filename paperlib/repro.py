@@ -688,6 +688,7 @@ def _watched_engine(watch: _Watch) -> str:
     class Watched(NBClientEngine):
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            watch.bar.total = len(nb_man.nb.cells)  # papermill added the injected-parameters cell
             start = nb_man.cell_start
 
             def cell_start(cell, cell_index=None, **kw):
@@ -771,7 +772,8 @@ def format_summary(results: Sequence[NotebookResult]) -> str:
     """The run summary table (markdown)."""
     rows = [{"notebook": r.name, "status": r.status, "wall (s)": f"{r.wall_s:.1f}",
              "written": ", ".join(r.written) or "—",
-             "note": (r.error or (f"declared but not written: {', '.join(r.missing)}" if r.missing else ""))[:160]}
+             "note": (r.error or (f"not written by this run (other parameters write them): {', '.join(r.missing)}"
+                                  if r.missing else ""))[:160]}
             for r in results]
     return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) if rows else "(no notebooks)"
 
@@ -806,11 +808,13 @@ def run_notebooks(names: Sequence[str] | None = None, profile: str = "cpu", jobs
     tasks = {}
     run_id = f"{os.getpid()}-{time.time_ns()}"  # concurrent runs of one notebook never share a log
     _remove_dead_staging(build / "staging" / profile)
+    ipython_dir = _quiet_ipython_dir(build)
     for n in selected:
         env = {"PAPERLIB_PROFILE": profile, "PAPERLIB_OUTPUT_ROOT": str(out), "PAPERLIB_NOTEBOOK": n,
                "PAPERLIB_WRITES_LOG": str(build / "logs" / profile / f"{n}.{run_id}.writes"),
                "PAPERLIB_STAGE_DIR": str(build / "staging" / profile / f"{n}.{run_id}"),
                "PAPERLIB_STATUS_FILE": str(build / "logs" / profile / f"{n}.{run_id}.status"),
+               "IPYTHONDIR": str(ipython_dir),
                **_thread_env(profile)}
         tasks[n] = (n, str(ipynbs[n]), str(build / "executed" / profile / f"{n}.ipynb"), plan[n],
                     str(available[n].parent.resolve()), kernel, env, timeout,
@@ -843,6 +847,18 @@ def run_notebooks(names: Sequence[str] | None = None, profile: str = "cpu", jobs
               f"({_clock(sum(r.wall_s for r in ordered))} of notebook time, {jobs} job(s)); "
               f"executed notebooks in {build / 'executed' / profile}", flush=True)
     return ordered
+
+
+def _quiet_ipython_dir(build: Path) -> Path:
+    """An IPython folder for the kernels whose config keeps ipykernel's own log lines (the
+    "running over TCP" warning, "KeyboardInterrupt caught in kernel" at shutdown) off the
+    terminal; a cell's errors still reach the summary and the executed notebook."""
+    folder = build / "ipython"
+    config = folder / "profile_default" / "ipython_kernel_config.py"
+    text = b'c.IPKernelApp.log_level = "CRITICAL"  # written by paperlib.repro.run_notebooks\n'
+    if not config.is_file() or config.read_bytes() != text:
+        atomic_write_files({config: text})
+    return folder
 
 
 def _remove_dead_staging(folder: Path) -> None:

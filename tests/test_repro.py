@@ -307,7 +307,7 @@ def test_summary_flags_declared_but_unwritten_outputs():
     rows = [repro.NotebookResult("a", "ok", 1.25, ["tables/vplr/table2.smoke"], missing=["figures/vplr/fig4"]),
             repro.NotebookResult("b", "failed", 0.5, [], error="ValueError: bad 'steps'")]
     lines = repro.format_summary(rows).splitlines()
-    assert "declared but not written: figures/vplr/fig4" in lines[2] and "1.2" in lines[2]
+    assert "not written by this run (other parameters write them): figures/vplr/fig4" in lines[2] and "1.2" in lines[2]
     assert "failed" in lines[3] and "bad 'steps'" in lines[3] and "—" in lines[3]
 
 
