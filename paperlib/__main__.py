@@ -1,10 +1,11 @@
-"""Command line: ``python -m paperlib {reproduce,list,report,train}``.
+"""Command line: ``python -m paperlib {reproduce,list,report,lab,train,evaluate}``.
 
     python -m paperlib reproduce [--profile cpu] [--only NAME ...] [--jobs N] [--set key=value ...]
     python -m paperlib list
     python -m paperlib report [--profile P]       (tables/index.csv and tables/REPRODUCTION.md)
     python -m paperlib lab [jupyter lab options]  (JupyterLab on the notebooks, .py <-> .ipynb paired)
     python -m paperlib train --config FILE [more train options]   (torchrun entry: paperlib.train)
+    python -m paperlib evaluate --checkpoint FILE --format F --data-root DIR   (released weights)
 
 ``reproduce`` exits 1 when any notebook failed and 2 on bad arguments (unknown notebook or
 parameter), like argparse.
@@ -46,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train one config (what torchrun runs)")
     t.add_argument("--config", required=True, help="JSON config file")  # other options: passed on
+
+    from paperlib.checkpoints.cli import add_parser as add_evaluate_parser  # no torch import
+    add_evaluate_parser(sub)
     return p
 
 
@@ -136,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         return _reproduce(args, parser)
     if args.command == "report":
         return _report(args, parser)
+    if args.command == "evaluate":
+        from paperlib.checkpoints.cli import run
+        return run(args, parser)
     return _list(args)
 
 
