@@ -246,3 +246,19 @@ def test_the_pairing_unit_is_recorded_and_rendered():
     res = C.evaluate([claim()], df, arm="method", unit="clip")
     assert res[0].unit == "clip" and res[0].record()["unit"] == "clip"
     assert "paired by clip" in C.markdown(res)
+
+
+def test_committed_tables_use_the_current_claim_definitions():
+    """A claim's definition changed after its table was made means that table must be rerun."""
+    from paperlib.repro import REPO_ROOT
+
+    stale = []
+    for path in sorted((REPO_ROOT / "tables").glob("*/*.json")):
+        man = json.loads(path.read_text())
+        if man.get("kind") != "table":
+            continue
+        for rec in man.get("claims") or []:
+            current = C.declared(rec["paper"], ids=[rec["claim_id"]])[0]
+            if current.sha256() != rec["definition_sha256"]:
+                stale.append(f"{path.name}: {rec['claim_id']}")
+    assert stale == [], f"claim definitions changed since these tables were made (rerun them): {stale}"
