@@ -125,7 +125,8 @@ def markdown(index: pd.DataFrame, tables: Sequence[dict[str, Any]]) -> str:
               f"{len(index[index.kind != 'check'])} claims tested in {int((t.status == 'claims').sum())} tables: "
               + (", ".join(f"{v} {k}" for k, v in overall.items()) or "none") + ". "
               f"{int((index.kind == 'check').sum())} sanity checks. "
-              f"{int((t.status == 'not evaluated').sum())} paper tables not yet evaluated by the claims layer.", ""]
+              f"{int(((t.status == 'not evaluated') & t.paper.isin(list(PAPER_TITLES))).sum())} paper tables "
+              "not yet evaluated by the claims layer.", ""]
     for paper, title in PAPER_TITLES.items():
         sub = index[index.paper == paper]
         claims = sub[sub.kind != "check"]
