@@ -34,7 +34,7 @@ PAPER_TITLES = {
 }
 COLUMNS = ["paper", "item", "claim_id", "kind", "direction", "margin", "paper_effect", "ours_delta",
            "ours_se", "n", "p", "mde", "verdict", "control", "control_status", "text", "table",
-           "commit", "profile"]
+           "commit", "profile", "note"]
 _FAILED = ("reversed", "not reproduced")
 
 #: What was easy and what was hard, per paper (the part of a reproducibility review that is
@@ -106,8 +106,9 @@ def _claim_line(r: pd.Series, md_from: str) -> str:
     ours = f"{_fmt(r['ours_delta'])} ± {_fmt(r['ours_se'], '.2f')} (n {r['n']})"
     extra = (f"; control `{r['control']}`: {str(r['control_status']).split(': ')[-1]}"
              if isinstance(r["control"], str) and r["control"] else "")
+    note = f" *Note: {r['note']}*" if isinstance(r.get("note"), str) and r["note"] else ""
     return (f"- `{r['claim_id']}` ({r['kind']}): {r['text']} — paper {_fmt(r['paper_effect'])}, "
-            f"ours {ours}{extra} → **{r['verdict']}** ([{r['item']}]({link}))")
+            f"ours {ours}{extra} → **{r['verdict']}** ([{r['item']}]({link})).{note}")
 
 
 def markdown(index: pd.DataFrame, tables: Sequence[dict[str, Any]]) -> str:
