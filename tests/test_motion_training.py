@@ -80,3 +80,18 @@ def test_bad_parameters_name_themselves(data):
     with pytest.raises(ValueError, match="profile"):
         motion_defaults("laptop")
     assert motion_defaults("cpu")["steps"] >= 100
+
+
+def test_frame_source_identity_is_content_not_location(tmp_path, monkeypatch):
+    import shutil
+
+    from paperlib.data import export_world
+    from paperlib.propagation.frames import SequenceFrames
+
+    monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path / "a"))
+    root = export_world("city_a", (32, 64), 2, seed=0, sequence=True, progress=False)
+    moved = tmp_path / "b" / root.name
+    shutil.copytree(root, moved)
+    # a role trained on these frames (motion model G) gets the same cache key on any machine
+    assert SequenceFrames(root, "train").identity() == SequenceFrames(moved, "train").identity()
+    assert "root" not in SequenceFrames(root, "train").identity()

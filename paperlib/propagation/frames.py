@@ -71,11 +71,14 @@ class SequenceFrames:
         self.index = {n: i for i, n in enumerate(self.names)}
 
     def identity(self) -> dict:
-        """What the frames are: the world's export stamp, else the folder and its file count."""
+        """What the frames are (a cache key for roles trained on them): the world's export stamp
+        (its content, wherever the folder is), else the folder and its file count."""
         stamp = self.root / "synthetic_world.json"
-        ident = {"root": str(self.root.resolve()), "split": self.split, "frames": sum(self.lengths)}
+        ident = {"split": self.split, "frames": sum(self.lengths)}
         if stamp.is_file():
             ident["stamp"] = hashlib.sha1(stamp.read_bytes()).hexdigest()[:16]
+        else:
+            ident["root"] = str(self.root.resolve())
         return ident
 
     def frame_number(self, c: int, f: int) -> int:
