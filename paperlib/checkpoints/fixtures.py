@@ -12,7 +12,6 @@ that forward passes give finite, input-dependent outputs. Nothing is downloaded.
 from __future__ import annotations
 
 import argparse
-import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Optional
@@ -20,6 +19,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from paperlib.atomic import atomic_path
 from paperlib.models.backbones import scaled
 
 Layout = "OrderedDict[str, tuple[tuple[int, ...], str]]"
@@ -91,12 +91,9 @@ def _sgd_state(n: int) -> dict:
 
 
 def _save(obj, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:  # the one atomic writer
+        torch.save(obj, tmp)
+    return Path(path)
 
 
 # --- GSVNet release (robert80203/GSVNet) -------------------------------------------------------------
@@ -441,9 +438,6 @@ def write_onnx_duc(path, width: Optional[int] = None, seed: int = 0, num_classes
     model = helper.make_model(graph, producer_name="paperlib fixture (MXNet DUC-HDC naming)",
                               opset_imports=[helper.make_opsetid("", 11)])
     onnx.checker.check_model(model)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        onnx.save(model, str(tmp))
+    return Path(path)

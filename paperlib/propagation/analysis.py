@@ -28,11 +28,10 @@ import torch
 from torch import nn
 
 from paperlib.data.base import DatasetError, SegDataset
+from paperlib.data.labels import IGNORE_INDEX
 from paperlib.data.datasets import Cityscapes
 from paperlib.data.samplers import ConcatSegDataset
 from paperlib.losses import relaxation_window
-
-IGNORE_INDEX = 255
 
 #: Cityscapes train ids the paper names as gaining most (Sec. 4.2, Table 3): "small/thin object
 #: classes, such as pole, street light/sign, person, rider and bicycle".
