@@ -154,10 +154,12 @@ from paperlib import engine
 from paperlib.data import get_dataset
 from paperlib.data.transforms import Compose, Normalize, build_train_transform, scale_item
 
-# the engine's recipe (random scale, crop, flip, blur, jitter), after an optional fixed resize
+# the engine's recipe (random scale, crop, flip, blur, jitter) step by step (fast=False: its
+# steps can follow a fixed resize), after an optional fixed resize
 pre = [lambda it: scale_item(it, PRESCALE)] if PRESCALE != 1.0 else []
-train_set = get_dataset(base_cfg, base_cfg.train_split, Compose(pre + build_train_transform(
-    base_cfg.crop_size, scale=base_cfg.scale, flip=base_cfg.flip, **base_cfg.transform_options).transforms))
+recipe = build_train_transform(base_cfg.crop_size, scale=base_cfg.scale, flip=base_cfg.flip,
+                               **{**base_cfg.transform_options, "fast": False})
+train_set = get_dataset(base_cfg, base_cfg.train_split, Compose(pre + recipe.transforms))
 val_set = get_dataset(base_cfg, base_cfg.val_split, Compose(pre + [Normalize()]))
 class_names = list(train_set.class_names)
 THIN = [c for c in ("pole", "traffic light", "traffic sign", "sign/symbol") if c in class_names]

@@ -631,7 +631,8 @@ PROFILE_THREADS = {"smoke": 1, "cpu": 1, "gpu": None, "paper": None}
 
 def _thread_env(profile: str) -> dict[str, str]:
     n = PROFILE_THREADS.get(profile)
-    return {} if n is None else {v: str(n) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")  # OpenCV too
+    return {} if n is None else {v: str(n) for v in names}
 
 
 def _staged_outputs(stage: Path, real: Path, written: Sequence[str]) -> list[tuple[dict[Path, bytes], Path]]:

@@ -101,10 +101,14 @@ def decoded(kind: str, path: Path, decode: Callable[[Path], np.ndarray]) -> np.n
     return hit.copy()
 
 
+def _path(p) -> Path:
+    return p if isinstance(p, Path) else Path(p)  # Path(Path) parses it again: 20 us a read
+
+
 def read_image(path: Path) -> np.ndarray:
     """Read an RGB uint8 image (H, W, 3); raise ``DatasetError`` naming the file if unreadable.
     Decoded once per process (see the module docstring)."""
-    return decoded("rgb", Path(path), _decode_image)
+    return decoded("rgb", _path(path), _decode_image)
 
 
 def _decode_image(path: Path) -> np.ndarray:
@@ -120,7 +124,7 @@ def _decode_image(path: Path) -> np.ndarray:
 def read_label_file(path: Path, color: bool = False) -> np.ndarray:
     """Read a label PNG unchanged: (H, W) ids, or (H, W, 3) RGB when ``color``. Decoded once
     per process (see the module docstring)."""
-    return decoded("label-rgb" if color else "label", Path(path),
+    return decoded("label-rgb" if color else "label", _path(path),
                    lambda p: _decode_label_file(p, color))
 
 
@@ -194,7 +198,19 @@ class SegDataset(torch.utils.data.Dataset):
         s = self.samples[i]
         if s.label is None:
             raise DatasetError(f"no label for {s.image} (unlabelled split {self.split!r})")
-        return self.decode_label(read_label_file(s.label), s.label)
+        # held decoded *and* mapped to train ids: the mapping (and its check) runs once per file
+        return decoded(self._train_id_kind(), _path(s.label),
+                       lambda p: self.decode_label(_decode_label_file(p, False), p))
+
+    def _train_id_kind(self) -> str:
+        """The store's key for this dataset's decoding: class, classes and mapping table."""
+        kind = self.__dict__.get("_kind")
+        if kind is None:
+            lut = getattr(self, "lut", None)
+            table = hashlib.sha1(lut.tobytes()).hexdigest()[:12] if isinstance(lut, np.ndarray) else ""
+            kind = self.__dict__["_kind"] = (f"train-ids:{type(self).__module__}.{type(self).__qualname__}:"
+                                             f"{self.num_classes}:{self.ignore_index}:{table}")
+        return kind
 
     def load_neighbour(self, i: int, offset: int) -> np.ndarray:
         s = self.samples[i]
@@ -207,14 +223,17 @@ class SegDataset(torch.utils.data.Dataset):
         i, centroid = (key[0], tuple(key[1:3])) if isinstance(key, (tuple, list)) else (key, None)
         img = self.load_image(i)
         s = self.samples[i]
-        item = {"image": tv_tensors.Image(torch.from_numpy(img).permute(2, 0, 1).contiguous()),
+        # a transform that reads the uint8 arrays (HWC image, ids; ``TrainTransform``) is spared
+        # the CHW copy and the int64 label
+        hwc = getattr(self.transform, "reads_hwc", False)
+        item = {"image": img if hwc else tv_tensors.Image(torch.from_numpy(img).permute(2, 0, 1).contiguous()),
                 "index": i, "name": s.name or s.image.stem}
         if s.label is not None:
             lab = self.load_label(i)
             if lab.shape != img.shape[:2]:
                 raise DatasetError(f"image/label size mismatch: {s.image} is {img.shape[:2]}, "
                                    f"{s.label} is {lab.shape}")
-            item["label"] = tv_tensors.Mask(torch.from_numpy(lab).long())
+            item["label"] = lab if hwc else tv_tensors.Mask(torch.from_numpy(lab).long())
         if centroid is not None and centroid[0] >= 0:
             item["centroid"] = centroid
         return self.transform(item) if self.transform is not None else item

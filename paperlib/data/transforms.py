@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
+import cv2
+import numpy as np
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -255,17 +257,20 @@ class Normalize:
 
 def build_train_transform(crop_size: int | Sequence[int], scale: tuple[float, float] | None = (0.5, 2.0),
                           flip: bool = True, blur: float = 0.5, jitter: float = 0.25,
-                          ignore_index: int = IGNORE_INDEX) -> Compose:
+                          ignore_index: int = IGNORE_INDEX, fast: bool = True) -> Callable[[Item], Item]:
     """The training pipeline: scale -> crop (around the centroid if any) -> flip -> blur -> jitter
     -> normalise.
 
     ``blur`` is the probability of a Gaussian blur (0 disables it), ``jitter`` the strength of
     brightness/contrast/saturation jitter (0 disables it), ``scale=None`` disables scaling.
+    ``fast=True`` (default) returns ``TrainTransform``, the same recipe in one pass that crops
+    before it scales; ``fast=False`` the step-by-step ``Compose`` it is checked against.
     """
     ts: list[Callable] = []
     if scale is not None:
         ts.append(RandomScale(*scale))
-    ts.append(RandomCrop(crop_size, ignore_index=ignore_index))
+    crop = RandomCrop(crop_size, ignore_index=ignore_index)
+    ts.append(crop)
     if flip:
         ts.append(RandomHorizontalFlip())
     if blur:
@@ -273,9 +278,178 @@ def build_train_transform(crop_size: int | Sequence[int], scale: tuple[float, fl
     if jitter:
         ts.append(ColorJitter(jitter, jitter, jitter))
     ts.append(Normalize())
-    return Compose(ts)
+    reference = Compose(ts)
+    return TrainTransform(reference) if fast else reference
 
 
 def build_eval_transform() -> Compose:
     """The evaluation pipeline: full image, normalised (sliding windows happen in the engine)."""
     return Compose([Normalize()])
+
+
+# =============================================================================================
+# The same recipe in one pass
+# =============================================================================================
+def _nearest_exact(in_size: int, out_size: int, start: int, count: int) -> np.ndarray:
+    """Source index of output pixels ``start ..`` under torch's ``nearest-exact`` resize."""
+    scale = np.float32(in_size) / np.float32(out_size)
+    i = np.arange(start, start + count, dtype=np.float32)
+    return np.minimum(np.floor((i + np.float32(0.5)) * scale).astype(np.int64), in_size - 1)
+
+
+def _blend(x: np.ndarray, other, ratio: float) -> np.ndarray:
+    """torchvision's ``_blend`` on uint8 values held in float32: ``x * r + other * (1 - r)``,
+    clamped to [0, 255] and truncated to whole levels."""
+    out = x * np.float32(ratio)
+    out += np.float32(1.0 - ratio) * (other if isinstance(other, np.ndarray) else np.float32(other))
+    return np.floor(np.clip(out, 0, 255, out=out), out=out)
+
+
+_GRAY = np.float32([[0.2989, 0.587, 0.114]])
+
+
+def _gray_floor(f: np.ndarray) -> np.ndarray:
+    """torchvision's grey level of an RGB image held in float32, floored: (H, W)."""
+    return np.floor(cv2.transform(f, _GRAY))
+
+
+class TrainTransform:
+    """The training recipe of ``build_train_transform`` in one pass over an HWC uint8 array.
+
+    It draws exactly what the step-by-step ``Compose`` (``reference``) draws, in the same order,
+    from torch's global generator -- scale, crop offset (around the centroid if any), flip, blur
+    and its sigma, the jitter order and factors -- so a seed gives the same samples, crops and
+    flips. What differs is the order of work: it **crops before it scales**, resampling only the
+    source window the crop sees instead of the whole frame at up to 2x, and stays in uint8 until
+    the normalisation, which is one table lookup per channel. Labels are resampled with the very
+    indices torch's nearest-exact resize uses (identical); images agree with the reference to
+    about one grey level (bilinear upscaling at exact sub-pixel positions, OpenCV's fixed-point
+    weights; downscaling (s < 1) takes torch's antialiased resize of the frame, as the reference
+    does). Items with a flow field, or transforms that are not the standard recipe, go through
+    ``reference`` unchanged.
+
+    ``SegDataset`` hands it the decoded HWC array itself (``reads_hwc``); a CHW tensor works too.
+    """
+
+    reads_hwc = True
+
+    def __init__(self, reference: Compose):
+        self.reference = reference
+        parts = {type(t): t for t in reference.transforms}
+        self.crop: RandomCrop = parts[RandomCrop]
+        self.scale: RandomScale | None = parts.get(RandomScale)
+        self.flip: RandomHorizontalFlip | None = parts.get(RandomHorizontalFlip)
+        self.blur: RandomGaussianBlur | None = parts.get(RandomGaussianBlur)
+        self.jitter: ColorJitter | None = parts.get(ColorJitter)
+        norm: Normalize = parts[Normalize]
+        levels = torch.arange(256, dtype=torch.uint8).view(1, 1, 256).expand(3, 1, 256)
+        # (1, 256, 3): uint8 level -> normalised float32 per channel, by the reference's own ops
+        self._norm_lut = norm({"image": levels})["image"].reshape(3, 256).T[None].numpy().copy()
+
+    def __call__(self, item: Item) -> Item:
+        img = item["image"]
+        if "flow" in item:
+            if isinstance(img, np.ndarray):
+                item = {**item, "image": tv_tensors.Image(torch.from_numpy(img).permute(2, 0, 1).contiguous())}
+            return self.reference(item)
+        img = (np.ascontiguousarray(img.permute(1, 2, 0).numpy()) if isinstance(img, torch.Tensor)
+               else np.asarray(img))
+        label = item.get("label")
+        if label is not None and not isinstance(label, np.ndarray):
+            label = torch.as_tensor(label)
+        img, label, centroid = self._scale_crop(img, label, item.get("centroid"))
+        if self.flip is not None and torch.rand(()).item() < self.flip.p:
+            img = cv2.flip(np.ascontiguousarray(img), 1)
+            if isinstance(label, np.ndarray):
+                label = cv2.flip(label, 1) if label.ndim == 2 else np.ascontiguousarray(label[..., ::-1])
+            elif label is not None:
+                label = label.flip(-1)
+            if centroid is not None:
+                centroid = (centroid[0], img.shape[1] - 1 - centroid[1])
+        if self.blur is not None and torch.rand(()).item() < self.blur.p:
+            s = _uniform(*self.blur.sigma)
+            k = 2 * math.ceil(3 * s) + 1
+            t = np.linspace(-(k - 1) / 2, (k - 1) / 2, k)
+            g = np.exp(-0.5 * (t / s) ** 2)
+            g = (g / g.sum()).astype(np.float32)
+            img = cv2.sepFilter2D(np.ascontiguousarray(img), -1, g, g, borderType=cv2.BORDER_REFLECT_101)
+        if self.jitter is not None:
+            img = self._jitter(np.ascontiguousarray(img))
+        out = {k: v for k, v in item.items() if k != "centroid"}
+        norm = cv2.LUT(np.ascontiguousarray(img), self._norm_lut)
+        out["image"] = tv_tensors.Image(torch.from_numpy(norm).permute(2, 0, 1).contiguous())
+        if label is not None:
+            label = torch.from_numpy(np.ascontiguousarray(label)) if isinstance(label, np.ndarray) else label
+            out["label"] = tv_tensors.Mask(label.long())
+        if centroid is not None and self.crop.keep_centroid:
+            out["centroid"] = centroid
+        return out
+
+    def _scale_crop(self, img: np.ndarray, label, centroid):
+        h, w = img.shape[:2]
+        s = _uniform(self.scale.min_scale, self.scale.max_scale) if self.scale is not None else 1.0
+        nh, nw = (max(1, round(h * s)), max(1, round(w * s))) if self.scale is not None else (h, w)
+        sy, sx = nh / h, nw / w
+        if centroid is not None and self.scale is not None:
+            cy, cx = centroid
+            centroid = (min(int((cy + 0.5) * sy), nh - 1), min(int((cx + 0.5) * sx), nw - 1))
+        ch, cw = self.crop.size
+        ph, pw = max(nh, ch), max(nw, cw)  # the padded frame the reference crops from
+        if centroid is None:
+            y0, x0 = _randint(0, ph - ch), _randint(0, pw - cw)
+        else:
+            cy, cx = (min(max(int(c), 0), n - 1) for c, n in zip(centroid, (ph, pw)))
+            y0 = _randint(max(0, cy - ch + 1), min(cy, ph - ch))
+            x0 = _randint(max(0, cx - cw + 1), min(cx, pw - cw))
+            centroid = (cy - y0, cx - x0)
+        vh, vw = min(ch, nh - y0), min(cw, nw - x0)  # rows / columns inside the scaled frame
+        if (nh, nw) == (h, w):
+            crop = img[y0:y0 + vh, x0:x0 + vw]
+        elif nh >= h and nw >= w:  # upscaling: bilinear at the crop's exact source positions
+            ry, rx = h / nh, w / nw
+            m = np.float32([[rx, 0, (x0 + 0.5) * rx - 0.5], [0, ry, (y0 + 0.5) * ry - 0.5]])
+            crop = cv2.warpAffine(img, m, (vw, vh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                  borderMode=cv2.BORDER_REPLICATE)
+        else:  # downscaling (the output is smaller than the frame): torch's antialiased resize
+            # (on the channels-last view of the HWC array: torch's fast uint8 kernel, same bytes)
+            full = torch.nn.functional.interpolate(torch.from_numpy(img).permute(2, 0, 1)[None], size=(nh, nw),
+                                                   mode="bilinear", antialias=True, align_corners=False)
+            crop = full[0, :, y0:y0 + vh, x0:x0 + vw].permute(1, 2, 0).numpy()
+        if crop.ndim == 2:
+            crop = crop[..., None]
+        if label is not None:
+            iy, ix = _nearest_exact(h, nh, y0, vh), _nearest_exact(w, nw, x0, vw)
+            label = label[..., iy, :][..., ix]
+        if (vh, vw) != (ch, cw):
+            crop = np.pad(crop, ((0, ch - vh), (0, cw - vw), (0, 0)), constant_values=self.crop.fill)
+            if isinstance(label, np.ndarray):
+                pad = [(0, 0)] * (label.ndim - 2) + [(0, ch - vh), (0, cw - vw)]
+                label = np.pad(label, pad, constant_values=self.crop.ignore_index)
+            elif label is not None:
+                label = torch.nn.functional.pad(label, (0, cw - vw, 0, ch - vh), value=self.crop.ignore_index)
+        return crop, label, centroid
+
+    def _jitter(self, img: np.ndarray) -> np.ndarray:
+        """torchvision's ``ColorJitter`` kernels on uint8: each step blends, clamps to [0, 255]
+        and truncates to whole levels, as its uint8 path does. Brightness and contrast are
+        functions of the level alone (given the image's mean grey), so each is one table lookup."""
+        p = self.jitter.jitter.make_params([])
+        levels = np.arange(256, dtype=np.float32)
+        for fn in p["fn_idx"].tolist():
+            if fn == 0 and p["brightness_factor"] is not None:
+                img = cv2.LUT(img, _blend(levels, 0.0, p["brightness_factor"]).astype(np.uint8))
+            elif fn == 1 and p["contrast_factor"] is not None:
+                mean = _gray_floor(img.astype(np.float32)).mean(dtype=np.float32)
+                img = cv2.LUT(img, _blend(levels, mean, p["contrast_factor"]).astype(np.uint8))
+            elif fn == 2 and p["saturation_factor"] is not None:
+                x, r = img.astype(np.float32), p["saturation_factor"]
+                g = _gray_floor(x)
+                blend = cv2.addWeighted(x, r, cv2.merge([g, g, g]), 1.0 - r, 0.0)
+                img = np.clip(blend, 0, 255, out=blend).astype(np.uint8)  # truncates, as torch does
+            elif fn == 3 and p["hue_factor"] is not None:
+                img = F.adjust_hue_image(torch.from_numpy(img).permute(2, 0, 1), p["hue_factor"]
+                                         ).permute(1, 2, 0).contiguous().numpy()
+        return img
+
+    def __repr__(self) -> str:
+        return f"TrainTransform(one pass of {self.reference!r})"

@@ -39,7 +39,8 @@ def cache_dir() -> Path:
 
 
 #: Bump when the way a keyframe net is trained changes (a new version trains a new role).
-KEYFRAME_VERSION = 1
+#: 2: trained through the one-pass training transform (``data.transforms.TrainTransform``).
+KEYFRAME_VERSION = 2
 
 
 def _keyframe_config(cfg) -> dict:
