@@ -790,7 +790,9 @@ def run_notebooks(names: Sequence[str] | None = None, profile: str = "cpu", jobs
     the ``overrides`` its parameters cell declares (an override none declares raises before any
     kernel starts), runs with cwd = its folder and env ``PAPERLIB_PROFILE``,
     ``PAPERLIB_OUTPUT_ROOT``, ``PAPERLIB_NOTEBOOK``, ``PAPERLIB_WRITES_LOG``, and is saved to
-    ``<root>/build/executed/<profile>/<name>.ipynb``. ``jobs > 1`` runs notebooks in parallel
+    ``<root>/build/executed/<profile>/<name>.ipynb``; at a published profile, a successful run
+    without overrides is also kept as ``<root>/notebooks/executed/<profile>/<name>.ipynb``
+    (``paperlib.executed``). ``jobs > 1`` runs notebooks in parallel
     processes. Prints a summary (status, wall time, tables/figures written) and returns one
     :class:`NotebookResult` per notebook, in the order asked.
     """
@@ -823,8 +825,12 @@ def run_notebooks(names: Sequence[str] | None = None, profile: str = "cpu", jobs
     results: dict[str, NotebookResult] = {}
     t_start = time.perf_counter()
 
+    from .executed import PUBLISHED_PROFILES, publish, published_dir
+
     def done(r: NotebookResult) -> None:
         results[r.name] = r
+        if r.status == "ok" and profile in PUBLISHED_PROFILES and not overrides:
+            publish(Path(r.executed), published_dir(out, profile) / f"{r.name}.ipynb")
         bar.update()
         if verbose:
             tqdm.write(f"{r.name}: {r.status} in {_clock(r.wall_s)}"
