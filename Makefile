@@ -8,7 +8,7 @@ ONLY ?=
 JOBS ?= 1
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test reproduce lab bench clean
+.PHONY: venv test reproduce lab bench gpu clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ reproduce: venv
 
 lab: venv
 	$(PYTHON) -m paperlib lab
+
+# every GPU number in one call of at most 9 minutes (paperlib/gpu_session.py); exits 0 without CUDA
+gpu: venv
+	$(PYTHON) -m paperlib gpu $(if $(DRY),--dry-run,)
+	$(PYTHON) -m paperlib report
 
 bench: venv
 	@for f in benchmarks/*.py; do echo "== $$f"; $(PYTHON) $$f || exit 1; done

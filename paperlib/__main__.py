@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("lab", help="JupyterLab rooted at the repository, opening notebooks/ (jupytext pairing); "
                                "other options go to jupyter lab")
 
+    sub.add_parser("gpu", help="every GPU table in one call that fits a short GPU loan (make gpu; "
+                               "--dry-run prints the plan); exits 0 without CUDA")
+
     t = sub.add_parser("train", help="train one config (what torchrun runs)")
     t.add_argument("--config", required=True, help="JSON config file")  # other options: passed on
 
@@ -134,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         return _train(args, rest)
     if args.command == "lab":
         return _lab(rest)
+    if args.command == "gpu":
+        from paperlib.gpu_session import main as gpu_main
+        return gpu_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "reproduce":

@@ -230,3 +230,46 @@ def interleaved_best(fns: dict, repeats: int, sync=lambda: None) -> dict[str, fl
             if r > 0:
                 times[k].append(time.perf_counter() - t0)
     return {k: min(v) for k, v in times.items()}
+
+
+#: The one speed protocol every FPS row of a GPU table cites (``make gpu``, ``paperlib.gpu_session``).
+SPEED_PROTOCOL = {
+    "size": (1024, 2048), "batch": 1, "warmup": 10, "frames": 50, "dtypes": ("fp32", "fp16"),
+    "cudnn_benchmark": True,
+    "text": ("batch 1, 10 warm-up passes, then 50 timed passes, each bracketed by torch.cuda.synchronize; "
+             "median time; fp32, and fp16 under torch.autocast; torch.backends.cudnn.benchmark = True; peak "
+             "memory from torch.cuda.max_memory_allocated over the timed passes; no grad, eval mode"),
+}
+
+
+@torch.no_grad()
+def protocol_speed(model, input_size: Sequence[int], dtype: str = "fp32", inputs: int = 1,
+                   module: Optional[nn.Module] = None, protocol: dict = SPEED_PROTOCOL) -> dict:
+    """Time ``model`` (a module, or a callable of ``inputs`` tensors whose weights live in
+    ``module``) under ``protocol``: ``{"median_ms", "fps", "peak_mem_mb", "frames", "cudnn_benchmark"}``.
+    On CPU (tests) the same passes run without synchronisation and ``peak_mem_mb`` is None."""
+    if dtype not in ("fp32", "fp16", "bf16"):
+        raise ValueError(f"dtype must be fp32, fp16 or bf16, got {dtype!r}")
+    owner = module if module is not None else model
+    if not isinstance(owner, nn.Module):
+        raise ValueError("protocol_speed: pass module= when model is not an nn.Module")
+    dev = next(owner.parameters()).device
+    owner.eval()
+    xs = [torch.randn(_input_shape(input_size), device=dev) for _ in range(inputs)]
+    cast = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(dtype)
+    ctx = (lambda: torch.autocast(dev.type, dtype=cast)) if cast is not None else (lambda: torch.autocast(dev.type, enabled=False))
+    times = []
+    for i in range(protocol["warmup"] + protocol["frames"]):
+        if i == protocol["warmup"] and dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        _sync(dev)
+        t0 = time.perf_counter()
+        with ctx():
+            model(*xs)
+        _sync(dev)
+        if i >= protocol["warmup"]:
+            times.append(time.perf_counter() - t0)
+    median = statistics.median(times)
+    return {"median_ms": 1e3 * median, "fps": xs[0].shape[0] / median,
+            "peak_mem_mb": torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None,
+            "frames": len(times), "cudnn_benchmark": bool(torch.backends.cudnn.benchmark)}
