@@ -1,6 +1,9 @@
-"""Command line: ``python -m paperlib {reproduce,list,report,lab,train,evaluate}``.
+"""Command line: ``python -m paperlib {reproduce,status,list,report,lab,gpu,train,evaluate}``.
 
     python -m paperlib reproduce [--profile cpu] [--only NAME ...] [--jobs N] [--set key=value ...]
+                                 [--executor slurm [--partition P --time MIN --gpus G ...] [--no-wait]] [--dry-run]
+    python -m paperlib status                     (the last slurm submission; collects when done)
+    python -m paperlib gpu [--dry-run]            (every GPU table in one call: make gpu)
     python -m paperlib list
     python -m paperlib report [--profile P]       (tables/index.csv and tables/REPRODUCTION.md)
     python -m paperlib lab [jupyter lab options]  (JupyterLab on the notebooks, .py <-> .ipynb paired)
@@ -33,6 +36,26 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--output-root", default=None,
                    help="where tables/, figures/, build/ go (default: $PAPERLIB_OUTPUT_ROOT or the repo)")
     r.add_argument("--timeout", type=float, default=None, help="per-cell timeout in seconds")
+    r.add_argument("--dry-run", action="store_true", help="print the plan (notebooks, parameters, "
+                                                          "Slurm options) and run nothing")
+    c = r.add_argument_group("cluster (--executor slurm: one job per notebook through submitit)")
+    c.add_argument("--executor", choices=("local", "slurm"), default="local",
+                   help="local (default): this machine, --jobs at a time; slurm: one job per notebook")
+    c.add_argument("--partition", default=None, help="Slurm partition")
+    c.add_argument("--time", dest="time_min", type=int, default=60, help="minutes per notebook job (default 60)")
+    c.add_argument("--gpus", type=int, default=0, help="GPUs per job (default 0)")
+    c.add_argument("--cpus", type=int, default=2, help="CPUs per job (default 2)")
+    c.add_argument("--mem-gb", type=float, default=None, help="memory per job in GB")
+    c.add_argument("--array-parallelism", type=int, default=16, help="jobs running at once (default 16)")
+    c.add_argument("--slurm-logs", default=None,
+                   help="logs and submission record, on the shared file system (default <root>/build/slurm)")
+    c.add_argument("--no-wait", action="store_true", help="submit and return; `python -m paperlib status` collects")
+
+    st = sub.add_parser("status", help="state of the last `reproduce --executor slurm` submission; "
+                                       "collects the results once every job is done")
+    st.add_argument("--slurm-logs", default=None, help="as given to reproduce (default <root>/build/slurm)")
+    st.add_argument("--output-root", default=None)
+    st.add_argument("--profile", default="cpu", help="the profile the jobs ran (for publishing executed notebooks)")
 
     ls = sub.add_parser("list", help="notebooks and the tables/figures each writes")
     ls.add_argument("--notebooks-dir", default=None)
@@ -64,15 +87,49 @@ def _reproduce(args, parser) -> int:
         for key, value in overrides.items():  # notebooks run in notebooks/: make paths absolute
             if key.endswith("_root") and isinstance(value, str) and not os.path.isabs(value):
                 overrides[key] = os.path.abspath(value)
+        slurm = None
+        if args.executor == "slurm":
+            from paperlib.cluster import SlurmOptions
+            slurm = SlurmOptions(partition=args.partition, time_min=args.time_min, gpus=args.gpus, cpus=args.cpus,
+                                 mem_gb=args.mem_gb, array_parallelism=args.array_parallelism,
+                                 logs=args.slurm_logs, wait=not args.no_wait)
         results = repro.run_notebooks(args.only, args.profile, jobs=args.jobs, overrides=overrides,
                                       root=args.output_root, notebooks_dir=args.notebooks_dir,
-                                      timeout=args.timeout)
+                                      timeout=args.timeout, executor=args.executor, slurm=slurm,
+                                      dry_run=args.dry_run)
     except ValueError as e:
         parser.exit(2, f"error: {e}\n")
     failed = [r.name for r in results if r.status != "ok"]
     if failed:
         print(f"{len(failed)} of {len(results)} notebook(s) failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _status(args) -> int:
+    from pathlib import Path
+
+    from paperlib import cluster, repro
+    from paperlib.executed import PUBLISHED_PROFILES, publish, published_dir
+
+    root = repro.output_root(args.output_root).resolve()
+    folder = Path(args.slurm_logs) if args.slurm_logs else root / "build" / "slurm"
+    try:
+        rows, done = cluster.status(folder)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for name, job_id, state in rows:
+        print(f"{name}: job {job_id} {state}")
+    if not done:
+        print("not all done yet: run `python -m paperlib status` again later")
+        return 0
+    names, jobs = cluster.recorded_jobs(folder)
+    results = cluster.collect(names, jobs)
+    for r in results:
+        if r.status == "ok" and args.profile in PUBLISHED_PROFILES and r.executed:
+            publish(Path(r.executed), published_dir(root, args.profile) / f"{r.name}.ipynb")
+    print(repro.format_summary(results))
+    return 1 if any(r.status != "ok" for r in results) else 0
 
 
 def _list(args) -> int:
@@ -146,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         return _reproduce(args, parser)
     if args.command == "report":
         return _report(args, parser)
+    if args.command == "status":
+        return _status(args)
     if args.command == "evaluate":
         from paperlib.checkpoints.cli import run
         return run(args, parser)

@@ -782,7 +782,8 @@ def format_summary(results: Sequence[NotebookResult]) -> str:
 def run_notebooks(names: Sequence[str] | None = None, profile: str = "cpu", jobs: int = 1,
                   overrides: Mapping[str, Any] | None = None, root=None, kernel: str = "python3",
                   *, notebooks_dir=None, timeout: float | None = None,
-                  verbose: bool = True) -> list[NotebookResult]:
+                  verbose: bool = True, executor: str = "local", slurm=None,
+                  dry_run: bool = False) -> list[NotebookResult]:
     """Pair, parameterise and run notebooks with papermill; keep going when one fails.
 
     ``names`` (default: all in ``notebooks_dir``) are notebook stems; an unknown one raises
@@ -795,10 +796,17 @@ def run_notebooks(names: Sequence[str] | None = None, profile: str = "cpu", jobs
     (``paperlib.executed``). ``jobs > 1`` runs notebooks in parallel
     processes. Prints a summary (status, wall time, tables/figures written) and returns one
     :class:`NotebookResult` per notebook, in the order asked.
+
+    ``executor="slurm"`` submits one job per notebook through submitit instead
+    (``paperlib.cluster``; ``slurm`` a ``cluster.SlurmOptions``); with ``slurm.wait`` False it
+    returns ``[]`` right after submitting (``python -m paperlib status`` collects later).
+    ``dry_run`` prints the plan and starts nothing.
     """
     from tqdm.auto import tqdm
 
     _check_id(profile, "profile")
+    if executor not in ("local", "slurm"):
+        raise ValueError(f"executor must be 'local' or 'slurm', got {executor!r}")
     if int(jobs) < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     available = discover_notebooks(notebooks_dir)
@@ -824,6 +832,16 @@ def run_notebooks(names: Sequence[str] | None = None, profile: str = "cpu", jobs
                     notebook_writes(available[n]), verbose)
     results: dict[str, NotebookResult] = {}
     t_start = time.perf_counter()
+    if executor == "slurm":
+        from . import cluster
+        slurm = slurm or cluster.SlurmOptions()
+        if dry_run:
+            print(cluster.plan_text(tasks, slurm, out), flush=True)
+            return []
+    elif dry_run:
+        for n, args in tasks.items():
+            print(f"{n}: parameters {json.dumps(args[3], sort_keys=True)}", flush=True)
+        return []
 
     from .executed import PUBLISHED_PROFILES, publish, published_dir
 
@@ -836,7 +854,18 @@ def run_notebooks(names: Sequence[str] | None = None, profile: str = "cpu", jobs
             tqdm.write(f"{r.name}: {r.status} in {_clock(r.wall_s)}"
                        + (f" -- {r.error[:200]}; executed notebook: {r.executed}" if r.error else ""))
 
-    if int(jobs) == 1 or len(tasks) == 1:
+    if executor == "slurm":
+        jobs_ = cluster.submit(tasks, slurm, out)
+        if verbose:
+            print(f"submitted {len(jobs_)} slurm job(s): "
+                  + ", ".join(f"{n}={j.job_id}" for n, j in zip(tasks, jobs_)), flush=True)
+        if not slurm.wait:
+            print(f"not waiting: `python -m paperlib status` reports them and collects the results "
+                  f"(record in {cluster.logs_dir(slurm, out) / cluster.RECORD})", flush=True)
+            return []
+        bar = tqdm(total=len(tasks), desc=f"slurm jobs ({profile})", unit="nb", disable=not verbose, position=0)
+        cluster.collect(list(tasks), jobs_, done)
+    elif int(jobs) == 1 or len(tasks) == 1:
         bar = tqdm(total=len(tasks), desc=f"notebooks ({profile})", unit="nb", disable=not verbose, position=0)
         for n, args in tasks.items():
             done(_execute(*args))
