@@ -8,7 +8,7 @@ ONLY ?=
 JOBS ?= 1
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test reproduce lab bench gpu clean
+.PHONY: venv test reproduce lab bench gpu site clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ test: venv
 reproduce: venv
 	$(PYTHON) -m paperlib reproduce --profile $(PROFILE) --jobs $(JOBS) $(if $(ONLY),--only $(ONLY),)
 	$(PYTHON) -m paperlib report
+
+# the static companion site from what is committed (executes nothing): build/site/index.html
+site: venv
+	$(PYTHON) -m paperlib site
 
 lab: venv
 	$(PYTHON) -m paperlib lab

@@ -68,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("lab", help="JupyterLab rooted at the repository, opening notebooks/ (jupytext pairing); "
                                "other options go to jupyter lab")
 
+    si = sub.add_parser("site", help="build the static companion site (build/site/index.html) from the committed "
+                                     "tables, results index and executed notebooks; executes nothing")
+    si.add_argument("--output-root", default=None, help="where tables/ and notebooks/executed/ are (default: the repo)")
+    si.add_argument("--out", default=None, help="site folder (default <root>/build/site)")
+
     sub.add_parser("gpu", help="every GPU table in one call that fits a short GPU loan (make gpu; "
                                "--dry-run prints the plan); exits 0 without CUDA")
 
@@ -205,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         return _report(args, parser)
     if args.command == "status":
         return _status(args)
+    if args.command == "site":
+        from paperlib.repro import output_root
+        from paperlib.site import build_site
+        print(f"site: {build_site(output_root(args.output_root), args.out)}")
+        return 0
     if args.command == "evaluate":
         from paperlib.checkpoints.cli import run
         return run(args, parser)
