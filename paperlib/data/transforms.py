@@ -134,18 +134,13 @@ class RandomCrop:
         ch, cw = self.size
         h, w = item["image"].shape[-2:]
         centroid = item.get("centroid")
-        if centroid is None:
-            y0, x0 = _randint(0, h - ch), _randint(0, w - cw)
-        else:
-            cy, cx = (min(max(int(c), 0), n - 1) for c, n in zip(centroid, (h, w)))
-            y0 = _randint(max(0, cy - ch + 1), min(cy, h - ch))
-            x0 = _randint(max(0, cx - cw + 1), min(cx, w - cw))
+        y0, x0, kept = crop_offset((h, w), (ch, cw), centroid)
         out = {k: v for k, v in item.items() if k != "centroid"}
         for key in ("image", "label", "flow"):
             if key in item:
                 out[key] = F.crop(item[key], y0, x0, ch, cw)
-        if centroid is not None and self.keep_centroid:
-            out["centroid"] = (cy - y0, cx - x0)
+        if kept is not None and self.keep_centroid:
+            out["centroid"] = kept
         return out
 
     def _pad(self, item: Item) -> Item:
@@ -164,6 +159,19 @@ class RandomCrop:
 
     def __repr__(self) -> str:
         return f"RandomCrop({self.size}, ignore_index={self.ignore_index})"
+
+
+def crop_offset(frame: tuple[int, int], crop: tuple[int, int], centroid=None) -> tuple[int, int, tuple | None]:
+    """``(y0, x0, centroid in crop coordinates or None)`` of a random ``crop`` of a ``frame``
+    (both (h, w), the frame already padded to at least the crop): uniform, or uniform among the
+    offsets whose crop contains the ``centroid`` (clamped into the frame)."""
+    (h, w), (ch, cw) = frame, crop
+    if centroid is None:
+        return _randint(0, h - ch), _randint(0, w - cw), None
+    cy, cx = (min(max(int(c), 0), n - 1) for c, n in zip(centroid, (h, w)))
+    y0 = _randint(max(0, cy - ch + 1), min(cy, h - ch))
+    x0 = _randint(max(0, cx - cw + 1), min(cx, w - cw))
+    return y0, x0, (cy - y0, cx - x0)
 
 
 class RandomHorizontalFlip:
@@ -394,14 +402,8 @@ class TrainTransform:
             cy, cx = centroid
             centroid = (min(int((cy + 0.5) * sy), nh - 1), min(int((cx + 0.5) * sx), nw - 1))
         ch, cw = self.crop.size
-        ph, pw = max(nh, ch), max(nw, cw)  # the padded frame the reference crops from
-        if centroid is None:
-            y0, x0 = _randint(0, ph - ch), _randint(0, pw - cw)
-        else:
-            cy, cx = (min(max(int(c), 0), n - 1) for c, n in zip(centroid, (ph, pw)))
-            y0 = _randint(max(0, cy - ch + 1), min(cy, ph - ch))
-            x0 = _randint(max(0, cx - cw + 1), min(cx, pw - cw))
-            centroid = (cy - y0, cx - x0)
+        # the padded frame the reference crops from
+        y0, x0, centroid = crop_offset((max(nh, ch), max(nw, cw)), (ch, cw), centroid)
         vh, vw = min(ch, nh - y0), min(cw, nw - x0)  # rows / columns inside the scaled frame
         if (nh, nw) == (h, w):
             crop = img[y0:y0 + vh, x0:x0 + vw]
