@@ -129,7 +129,7 @@ def _status(args) -> int:
         print("not all done yet: run `python -m paperlib status` again later")
         return 0
     names, jobs = cluster.recorded_jobs(folder)
-    results = cluster.collect(names, jobs)
+    results = cluster.collect(names, jobs, repro.failed_result)
     for r in results:
         if r.status == "ok" and args.profile in PUBLISHED_PROFILES and r.executed:
             publish(Path(r.executed), published_dir(root, args.profile) / f"{r.name}.ipynb")

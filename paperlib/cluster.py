@@ -65,14 +65,9 @@ def plan_text(tasks: Mapping[str, tuple], opts: SlurmOptions, root: Path) -> str
     return "\n".join(lines)
 
 
-def _job_entry(args: tuple):
-    """What a job runs: the local runner's ``_execute`` (papermill on this node)."""
-    from .repro import _execute
-    return _execute(*args)
-
-
-def submit(tasks: Mapping[str, tuple], opts: SlurmOptions, root: Path) -> list:
-    """Submit one job array (one job per notebook); records the submission for ``status``."""
+def submit(tasks: Mapping[str, tuple], opts: SlurmOptions, root: Path, execute: Callable) -> list:
+    """Submit one job array, one job per notebook: job ``i`` runs ``execute(*task_i)`` (the local
+    runner's ``repro._execute``: papermill on the node). Records the submission for ``status``."""
     try:
         import submitit
     except ImportError:  # pragma: no cover - submitit is a dependency
@@ -82,7 +77,7 @@ def submit(tasks: Mapping[str, tuple], opts: SlurmOptions, root: Path) -> list:
     executor = submitit.SlurmExecutor(folder=folder / "%j")
     executor.update_parameters(**opts.parameters())
     # no live progress lines from a job: its log is the record
-    jobs = executor.map_array(_job_entry, [args[:-1] + (False,) for args in tasks.values()])
+    jobs = executor.map_array(execute, *zip(*(args[:-1] + (False,) for args in tasks.values())))
     record = {"submitted": time.strftime("%Y-%m-%dT%H:%M:%S"), "folder": str(folder),
               "jobs": [{"name": n, "job_id": j.job_id} for n, j in zip(tasks, jobs)]}
     from .atomic import atomic_write_files
@@ -95,11 +90,11 @@ def _tail(job, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def collect(names, jobs, on_done: Callable | None = None, poll_s: float = 2.0) -> list:
-    """Wait for every job and turn each into a ``NotebookResult`` (a job that died, or whose
-    notebook failed, carries its job id and log tail in ``error``), calling ``on_done`` as each
-    finishes; results in the order of ``names``."""
-    from .repro import NotebookResult
+def collect(names, jobs, failed: Callable[[str, str], Any], on_done: Callable | None = None,
+            poll_s: float = 2.0) -> list:
+    """Wait for every job and return each one's result (a ``NotebookResult``), calling ``on_done``
+    as each finishes; a notebook that failed carries its job id and log tail in ``error``, and a
+    job that died becomes ``failed(name, error)``. Results in the order of ``names``."""
     pending, results = dict(zip(names, jobs)), {}
     while pending:
         for name, job in list(pending.items()):
@@ -111,9 +106,8 @@ def collect(names, jobs, on_done: Callable | None = None, poll_s: float = 2.0) -
                 if r.status != "ok":
                     r.error = f"{r.error} [slurm job {job.job_id}; log tail:\n{_tail(job)}]"
             except Exception as e:  # the job itself failed: killed, out of time, node lost
-                r = NotebookResult(name, "failed", 0.0, [], f"slurm job {job.job_id} failed: "
-                                   f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}; log tail:\n"
-                                   f"{_tail(job)}", None)
+                r = failed(name, f"slurm job {job.job_id} failed: {type(e).__name__}: "
+                                 f"{str(e).splitlines()[0] if str(e) else ''}; log tail:\n{_tail(job)}")
             results[name] = r
             if on_done is not None:
                 on_done(r)

@@ -566,6 +566,11 @@ class NotebookResult:
     missing: list[str] = dataclasses.field(default_factory=list)  # declared but not written
 
 
+def failed_result(name: str, error: str) -> NotebookResult:
+    """The result of a notebook whose run never reported back (e.g. a cluster job that died)."""
+    return NotebookResult(name, "failed", 0.0, [], error, None)
+
+
 def _select(names: Sequence[str] | None, available: Mapping[str, Path]) -> list[str]:
     if not names:
         return list(available)
@@ -855,7 +860,7 @@ def run_notebooks(names: Sequence[str] | None = None, profile: str = "cpu", jobs
                        + (f" -- {r.error[:200]}; executed notebook: {r.executed}" if r.error else ""))
 
     if executor == "slurm":
-        jobs_ = cluster.submit(tasks, slurm, out)
+        jobs_ = cluster.submit(tasks, slurm, out, _execute)
         if verbose:
             print(f"submitted {len(jobs_)} slurm job(s): "
                   + ", ".join(f"{n}={j.job_id}" for n, j in zip(tasks, jobs_)), flush=True)
@@ -864,7 +869,7 @@ def run_notebooks(names: Sequence[str] | None = None, profile: str = "cpu", jobs
                   f"(record in {cluster.logs_dir(slurm, out) / cluster.RECORD})", flush=True)
             return []
         bar = tqdm(total=len(tasks), desc=f"slurm jobs ({profile})", unit="nb", disable=not verbose, position=0)
-        cluster.collect(list(tasks), jobs_, done)
+        cluster.collect(list(tasks), jobs_, failed_result, done)
     elif int(jobs) == 1 or len(tasks) == 1:
         bar = tqdm(total=len(tasks), desc=f"notebooks ({profile})", unit="nb", disable=not verbose, position=0)
         for n, args in tasks.items():

@@ -51,7 +51,7 @@ def test_no_wait_then_status_collects(fake_slurm, capsys):
     rows, _ = cluster.status(fake_slurm / "logs")
     assert [r[0] for r in rows] == ["nb_ok"]
     names, jobs = cluster.recorded_jobs(fake_slurm / "logs")
-    results = cluster.collect(names, jobs, poll_s=0.5)
+    results = cluster.collect(names, jobs, repro.failed_result, poll_s=0.5)
     assert results[0].status == "ok"
     assert main(["status", "--slurm-logs", str(fake_slurm / "logs"), "--output-root", str(fake_slurm),
                  "--profile", "smoke"]) == 0
