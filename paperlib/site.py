@@ -138,7 +138,7 @@ def build_site(root: Path | str | None = None, out: Path | str | None = None) ->
         rows.append(f"<tr><td>{html.escape(r.paper)}</td><td>{html.escape(r.item)}</td>"
                     f"<td><code>{html.escape(r.claim_id)}</code> {html.escape(r.text)}</td><td>{html.escape(r.kind)}</td>"
                     f"<td class='{cls}'>{html.escape(r.verdict)}</td><td>{_num(r.paper_effect)}</td>"
-                    f"<td>{_num(r.ours_delta)}{(' ± ' + _num(r.ours_se)) if _num(r.ours_se) else ''}"
+                    f"<td>{_num(r.ours_delta)}{(' ± ' + _num(r.ours_se, '.2f')) if _num(r.ours_se) else ''}"
                     f"{(' (n ' + str(r.n) + ')') if str(r.n) else ''}</td><td>{html.escape(str(r.control_status))}</td>"
                     f"<td>{row_links(r.table)}</td></tr>")
     counts = claims.verdict.value_counts()
@@ -174,9 +174,9 @@ def build_site(root: Path | str | None = None, out: Path | str | None = None) ->
     return out / "index.html"
 
 
-def _num(x) -> str:
+def _num(x, fmt: str = "+.2f") -> str:
     try:
-        return f"{float(x):+.2f}" if str(x) not in ("", "nan") else ""
+        return format(float(x), fmt) if str(x) not in ("", "nan") else ""
     except ValueError:
         return html.escape(str(x))
 
