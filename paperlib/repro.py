@@ -91,15 +91,16 @@ def git_info() -> dict[str, Any]:
 
     ``dirty`` means tracked files differ from the commit (the code that ran is not the commit's).
     New untracked files are counted separately (``untracked``): committed code cannot import
-    them, so they do not change what the commit reproduces. Outputs (``tables/``, ``figures/``)
-    are left out, so rewriting a table does not mark the next one dirty. Outside a git checkout
+    them, so they do not change what the commit reproduces. Outputs (``tables/``, ``figures/``,
+    the published executed notebooks ``notebooks/executed/``) are left out, so rewriting one
+    does not mark the next table dirty. Outside a git checkout
     the fields are ``"unknown"``.
     """
     if not (REPO_ROOT / ".git").exists():
         return {"commit": "unknown", "dirty": "unknown", "untracked": "unknown"}
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=normal", "--", ".",
-                  ":(exclude)tables", ":(exclude)figures")
+                  ":(exclude)tables", ":(exclude)figures", ":(exclude)notebooks/executed")
     if status is None:
         return {"commit": commit or "unknown", "dirty": "unknown", "untracked": "unknown"}
     lines = [ln for ln in status.splitlines() if ln.strip()]

@@ -318,10 +318,15 @@ def test_git_info_dirty_only_for_tracked_changes(tmp_path, monkeypatch):
     run("init", "-q")
     run("-c", "user.email=a@b", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "x")
     (tmp_path / "code.py").write_text("a = 1\n")
-    run("add", "code.py")
+    page = tmp_path / "notebooks" / "executed" / "cpu" / "nb.ipynb"
+    page.parent.mkdir(parents=True)
+    page.write_text("{}")
+    run("add", "code.py", str(page))
     run("-c", "user.email=a@b", "-c", "user.name=t", "commit", "-q", "-m", "code")
     monkeypatch.setattr(repro, "REPO_ROOT", tmp_path)
     monkeypatch.chdir(tmp_path)
+    assert repro.git_info()["dirty"] is False
+    page.write_text('{"cells": []}')  # a run published its executed notebook: an output, not code
     assert repro.git_info()["dirty"] is False
     (tmp_path / "new.py").write_text("b = 2\n")
     info = repro.git_info()
