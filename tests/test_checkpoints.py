@@ -299,6 +299,16 @@ def test_gsvnet_keyframe_roundtrip_and_release_output(gsv_files, kind):
     assert full.shape == (1, 19, 96, 160)
 
 
+def test_gsvnet_bisenet_nesting_follows_init_segnet(tmp_path, gsv_files):
+    """GSVNet's init_segnet reads checkpoint['state_dict'], else ['model'] (TorchSeg's Engine): both load."""
+    obj = read_torch(gsv_files["bisenet"])
+    torch.save({"state_dict": obj["model"], "epoch": 1}, tmp_path / "sd.pth")
+    a = load_released(gsv_files["bisenet"], "gsvnet", width=16)
+    b = load_released(tmp_path / "sd.pth", "gsvnet", width=16)
+    assert (a.info["nesting"], b.info["nesting"]) == ("['model']", "['state_dict']")
+    assert same_tensors(a.model.state_dict(), b.model.state_dict()) == []
+
+
 def test_gsvnet_pf_roundtrip_and_release_output(gsv_files):
     r = load_released(gsv_files["pf"], "gsvnet")
     assert r.kind == "pf" and r.input["keyframe"] == "swiftnet" and r.info["args"]["segnet"] == "swiftnet"
@@ -379,6 +389,20 @@ def test_nvidia_roundtrip_and_release_output(tmp_path, kind):
         assert not hasattr(r.model.backbone, "bn_out")
 
 
+def test_nvidia_training_loss_buffer_is_kept_as_an_extra(tmp_path):
+    """kitti_best.pth-style: trained with --img_wt_loss, the network's criterion submodule saved its
+    per-class weights (module.criterion.nll_loss.weight): not the network, kept for the round trip."""
+    path = fx.write_nvidia(tmp_path / "kitti_best.pth", "wrn38", width=8, seed=7, img_wt_loss=True)
+    raw = read_torch(path)
+    assert next(iter(raw["state_dict"])) == "module.criterion.nll_loss.weight" and "--img_wt_loss" in raw["command"]
+    r = load_released(path, "nvidia", width=8)
+    assert set(r.conversion.extras) == {"criterion.nll_loss.weight"}
+    assert not any(k.startswith("criterion.") for k in r.model.state_dict())
+    assert same_tensors(r.conversion.to_release(), strip_prefix(raw["state_dict"])) == []
+    plain = load_released(fx.write_nvidia(tmp_path / "plain.pth", "wrn38", width=8, seed=7), "nvidia", width=8)
+    assert same_tensors(plain.model.state_dict(), r.model.state_dict()) == []
+
+
 def test_nvidia_full_size_wrn38_layout_loads():
     sd = fx.fill(fx.wrn38_layout(), zeros=True)
     model = N.build("wrn38")
@@ -426,6 +450,14 @@ def test_duc_full_size_layout_loads():
     model = D.build()
     assert same_tensors(convert(sd, D.keymap(model), model).to_release(), sd) == []
     assert model.head.top.convs[0].out_channels == 304   # cell 2: (8 / 2)^2 x 19
+
+
+def test_duc_has_no_convention_switch(duc_file, tmp_path, capsys):
+    from paperlib.__main__ import main
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", "--format", "tusimple-duc", "--checkpoint", str(duc_file), "--width", "8",
+              "--conventions", "paperlib", "--data-root", str(tmp_path), "--no-table"])
+    assert e.value.code == 2 and "no convention switch" in capsys.readouterr().err
 
 
 def test_duc_renamed_initializers_are_refused(tmp_path):

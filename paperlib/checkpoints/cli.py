@@ -33,12 +33,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("--checkpoint", required=True, metavar="FILE",
                    help="the released file: for gsvnet the keyframe network (cityscapes-swnet-R18.pt or "
-                        "cityscapes-bisenet-R18.pth), for nvidia a DeepLabV3+ checkpoint (cityscapes_best.pth), "
-                        "for tusimple-duc the ONNX export (ResNet101-DUC-7.onnx), for paperlib a state dict")
+                        "cityscapes-bisenet-R18.pth), for nvidia a DeepLabV3+ checkpoint (cityscapes_best.pth; "
+                        "camvid_best.pth / kitti_best.pth load too), for tusimple-duc the ONNX model zoo's export "
+                        "(ResNet101-DUC-7.onnx; needs the onnx package), for paperlib a state dict. Never "
+                        "downloaded: see the README for where each release is published")
     e.add_argument("--format", required=True, choices=FORMATS, help="the checkpoint's layout")
     e.add_argument("--pf-checkpoint", metavar="FILE", default=None,
-                   help="gsvnet only: the propagation framework (gsvnet_swnet_r18.tar); without it only the "
-                        "keyframe network (interval 1) is evaluated")
+                   help="gsvnet only: the propagation framework (gsvnet_swnet_r18.tar with the SwiftNet "
+                        "keyframe network, gsvnet_bisenet_r18.tar with BiSeNet); without it only the keyframe "
+                        "network (interval 1) is evaluated")
     e.add_argument("--keyframe", choices=("swiftnet", "bisenet"), default=None,
                    help="gsvnet only: which keyframe network the PF was trained with (default: the PF file's "
                         "saved args, else the --checkpoint's kind)")
@@ -63,8 +66,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="gsvnet: keyframe intervals l (average and minimum mIoU over the 30-frame snippets; "
                         "default 1 2 3 4)")
     e.add_argument("--conventions", choices=("release", "paperlib"), default="release",
-                   help="resize/padding choices where the release and paperlib differ (default: release, "
-                        "which reproduces the released model's numbers)")
+                   help="gsvnet and nvidia: resize/padding choices where the release and paperlib differ "
+                        "(default: release, which reproduces the released model's numbers); tusimple-duc "
+                        "takes release only (its resizes already are paperlib's); ignored for paperlib")
     e.add_argument("--num-classes", type=int, default=None, help="classes (default: from the checkpoint, else 19)")
     e.add_argument("--width", type=int, default=None,
                    help="reduced base width the checkpoint was built with (test fixtures; default: release size)")
@@ -106,8 +110,7 @@ def run(args, parser=None) -> int:
     try:
         device = E.resolve_device(args.device)
         main = load_released(args.checkpoint, args.format, num_classes=args.num_classes, width=args.width,
-                             conventions=args.conventions, model=args.model) if args.format != "tusimple-duc" else \
-            load_released(args.checkpoint, args.format, num_classes=args.num_classes, width=args.width)
+                             conventions=args.conventions, model=args.model)
         checkpoints = {main.path: main.sha256}
         rows = []
         if args.format == "gsvnet":

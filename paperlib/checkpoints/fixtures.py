@@ -146,10 +146,13 @@ def swiftnet_layout(num_classes: int = 19, width: Optional[int] = None):
 
 
 def bisenet_layout(num_classes: int = 19, width: Optional[int] = None):
-    """TorchSeg's BiSeNet-R18 as GSVNet builds it (``real_time=False``): ``context_path`` (ResNet-18),
-    ``spatial_path.{conv_7x7,conv_3x3_1,conv_3x3_2,conv_1x1}``, ``global_context.1``, ``ffm``,
-    ``arms``, ``refines``, ``heads.{0,1}`` (auxiliary, 256 channels) and ``heads.2``; every
-    ConvBnRelu is ``.conv`` (no bias) + ``.bn``; the heads' final 1x1 convs have biases."""
+    """BiSeNet-R18 as GSVNet builds it (``model/bisenet/bisenet_resnet18.py``, ``real_time=False``),
+    in its registration order: ``context_path`` (ResNet-18), ``spatial_path.{conv_7x7,conv_3x3_1,
+    conv_3x3_2,conv_1x1}``, ``global_context.1``, ``ffm``, ``arms``, ``refines``, ``heads.{0,1}``
+    (auxiliary, 256 channels) and ``heads.2`` (64); the heads' final 1x1 convs have biases. The
+    block internals (ConvBnRelu = ``.conv`` without bias + ``.bn``; ARM ``conv_3x3`` +
+    ``channel_attention.1``; FFM ``conv_1x1`` + ``channel_attention.{1,2}``) are TorchSeg's
+    ``seg_oprs.py``: GSVNet's own ``model/bisenet/opt.py`` was not available to check."""
     def c(x):
         return scaled(x, width)
     L = _L()
@@ -225,7 +228,8 @@ def write_swiftnet(path, width: Optional[int] = None, seed: int = 0, num_classes
 
 
 def write_bisenet(path, width: Optional[int] = None, seed: int = 0, num_classes: int = 19) -> Path:
-    """``cityscapes-bisenet-R18.pth`` in TorchSeg's format: ``{"model", "optimizer", "epoch", "iteration"}``."""
+    """``cityscapes-bisenet-R18.pth`` in TorchSeg's format (``Engine.save_checkpoint``): ``{"model",
+    "optimizer", "epoch", "iteration"}``, ``module.`` stripped. GSVNet also accepts ``"state_dict"``."""
     sd = fill(bisenet_layout(num_classes, width), seed)
     return _save({"model": sd, "optimizer": _sgd_state(len(sd)), "epoch": 80, "iteration": 29750}, path)
 
@@ -328,15 +332,22 @@ def seresnext50_layout(num_classes: int = 19, width: Optional[int] = None):
 
 
 def write_nvidia(path, kind: str = "wrn38", width: Optional[int] = None, seed: int = 0, num_classes: int = 19,
-                 zeros: bool = False) -> Path:
+                 zeros: bool = False, img_wt_loss: bool = False) -> Path:
     """``cityscapes_best.pth``-style file: ``{"state_dict": {"module." + key: ...}, "optimizer", "epoch",
-    "mean_iu": numpy.float64, "command"}``."""
+    "mean_iu": numpy.float64, "command"}`` (``utils/misc.py: evaluate_eval``). ``img_wt_loss``: as
+    trained with ``--img_wt_loss`` (``scripts/train_kitti_WideResNet38.sh``, ``kitti_best.pth``):
+    the network's ``criterion`` submodule (registered before ``mod1`` / ``layer0``) then holds the
+    per-class weights ``ImageBasedCrossEntropyLoss2d`` assigned to its ``nll_loss.weight`` buffer."""
     layout = wrn38_layout(num_classes, width) if kind == "wrn38" else seresnext50_layout(num_classes, width)
-    sd = OrderedDict(("module." + k, v) for k, v in fill(layout, seed, zeros=zeros).items())
+    sd = OrderedDict()
+    if img_wt_loss:
+        g = torch.Generator().manual_seed(seed + 1000)
+        sd["module.criterion.nll_loss.weight"] = 1.0 + torch.rand(num_classes, generator=g)   # 1 + bound * (1 - hist)
+    sd.update(("module." + k, v) for k, v in fill(layout, seed, zeros=zeros).items())
     arch = "network.deepv3.DeepWV3Plus" if kind == "wrn38" else "network.deepv3.DeepSRNX50V3PlusD_m1"
+    command = f"train.py --arch {arch} --dataset " + ("kitti --img_wt_loss" if img_wt_loss else "cityscapes --jointwtborder")
     return _save({"state_dict": sd, "optimizer": _sgd_state(len(sd)), "epoch": 175,
-                  "mean_iu": np.nanmean(np.array([0.79, 0.81])), "command": f"train.py --arch {arch} --dataset cityscapes"},
-                 path)
+                  "mean_iu": np.nanmean(np.array([0.79, 0.81])), "command": command}, path)
 
 
 # --- DUC/HDC release (TuSimple/TuSimple-DUC, MXNet; ONNX model zoo export) --------------------------

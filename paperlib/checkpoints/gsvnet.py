@@ -1,24 +1,42 @@
 """GSVNet's official release (robert80203/GSVNet) -> paperlib's models and ``paperlib.video`` PF.
 
-The release (``config/cityscapes.py`` names the files) has three kinds of checkpoint, told apart
-by their keys (:func:`detect`):
+The release (``config/cityscapes.py`` names the files; the README links them on Google Drive) has
+three kinds of checkpoint, told apart by their keys (:func:`detect`):
 
 * ``swiftnet`` - ``cityscapes-swnet-R18.pt``: the SwiftNet-R18 keyframe network, a bare state dict
-  of ``SemsegModel`` (``backbone.*`` = ResNet-18 + SPP ``backbone.spp.spp.*`` + ladder
-  ``backbone.upsample.{0,1,2}.*``; ``logits.{norm,conv}``; buffers ``backbone.img_mean`` /
-  ``img_std``, unused by the forward pass and kept as extras).
-* ``bisenet`` - ``cityscapes-bisenet-R18.pth``: BiSeNet-R18 in TorchSeg's layout, nested under
-  ``"model"`` or ``"state_dict"`` (``context_path.*``, ``spatial_path.conv_7x7`` ..., ``arms``,
-  ``refines``, ``ffm``, ``heads.{0,1,2}``; every conv-BN-ReLU is ``.conv`` / ``.bn``).
-* ``pf`` - ``gsvnet_swnet_r18.tar`` / ``gsvnet_bisenet_r18.tar``: the propagation framework,
-  ``{"state_dict": End2End(GuidedSpatiallyVaryingConv) -> "grm.*", "state_dict_of": FlowLight,
-  "optimizer", "epoch", "best_pred", "current_pred", "args": argparse.Namespace}``.
+  of ``SemsegModel`` (``trainer/gsvnet_trainer.py: init_segnet`` loads it with ``strict=True``, so
+  no ``module.`` prefix): ``backbone.*`` = ResNet-18 + SPP ``backbone.spp.spp.{spp_bn,spp0..2,
+  spp_fuse}.{norm,conv}`` + ladder ``backbone.upsample.{0,1,2}.{bottleneck,blend_conv}.{norm,conv}``
+  (skips layer3, layer2, layer1); ``logits.{norm,conv}`` (1x1 conv with bias); buffers
+  ``backbone.img_mean`` / ``img_std``, unused by the forward pass and kept as extras.
+* ``bisenet`` - ``cityscapes-bisenet-R18.pth``: BiSeNet-R18, nested under ``"state_dict"`` or
+  ``"model"`` (``init_segnet`` tries them in that order; TorchSeg's ``Engine.save_checkpoint``
+  writes ``{"model", "optimizer", "epoch", "iteration"}`` with ``module.`` stripped), loaded with
+  ``strict=True`` into ``BiSeNet(real_time=False)``: ``context_path.*`` (ResNet-18),
+  ``spatial_path.{conv_7x7,conv_3x3_1,conv_3x3_2,conv_1x1}``, ``global_context.1``, ``ffm``,
+  ``arms``, ``refines``, ``heads.{0,1}`` (auxiliary, 256 channels: present because
+  ``real_time=False``) and ``heads.2`` (64 channels).
+* ``pf`` - ``gsvnet_swnet_r18.tar`` / ``gsvnet_bisenet_r18.tar``: ``GSVNet_Trainer.save_state``'s
+  ``{"epoch", "state_dict": End2End(GuidedSpatiallyVaryingConv).state_dict() -> "grm.*",
+  "optimizer", "best_pred", "current_pred", "args": argparse.Namespace, "test_best_pred",
+  "current_test_pred", "state_dict_of": FlowLight.state_dict()}``; both state dicts are taken from
+  ``.module`` of the DataParallel / DDP wrapper, so they carry no ``module.`` prefix.
 
-Facts from the authors' code (read, not copied; model/gsv/network.py, model/guide/networks.py,
-model/intra/networks.py, model/flownet/networks.py, model/warp/{mc_mod,grid_sampler}.py,
-trainer/gsvnet_trainer.py, model/swiftnet/..., model/bisenet/...). **Where the release differs
-from the paper's text (and from ``paperlib.video.gsvnet``), the converted model reproduces the
-release:**
+Facts read from the authors' code (not copied): ``trainer/gsvnet_trainer.py``, ``trainer/base.py``,
+``util/saver.py``, ``model/end2end.py``, ``model/gsv/network.py``, ``model/guide/networks.py``,
+``model/intra/networks.py``, ``model/flownet/networks.py`` (``FlowLight``),
+``model/warp/{mc_mod,grid_sampler}.py``, ``util/transforms/img_utils.py``,
+``model/swiftnet/configs/import_swiftnet.py``, ``model/swiftnet/models/{semseg,util}.py``,
+``model/swiftnet/models/resnet/resnet_single_scale.py``, ``model/bisenet/bisenet_resnet18.py`` and
+``model/bisenet/resnet.py``. *Assumed, not verified:* BiSeNet's building blocks come from
+``model/bisenet/opt.py``, which the stored index of the repository does not hold; their attribute
+names (``ConvBnRelu`` = ``.conv`` + ``.bn``; ``AttentionRefinement`` = ``conv_3x3`` +
+``channel_attention.1``; ``FeatureFusion`` = ``conv_1x1`` + ``channel_attention.{1,2}`` without BN)
+are those of TorchSeg's ``furnace/seg_opr/seg_oprs.py`` (yu-changqian/TorchSeg), of which GSVNet's
+BiSeNet files are copies. A file that names them otherwise is refused with the list of keys.
+
+**Where the release differs from the paper's text (and from ``paperlib.video.gsvnet``), the
+converted model reproduces the release:**
 
 * the guide emits **11** weights: identity, 8 one-pixel shifts, a 9th conv3d filter that stays all
   zero (``move_filter = 9`` filters for 8 shifts), and the intra prediction; the zero chunk still
@@ -26,9 +44,11 @@ release:**
   zero filter (10 chunks, + intra = 11);
 * every conv of the flow net, intra net and guide has a bias; the guide ends in conv-BN-ReLU (the
   ReLU is ``normalize_guidance``'s, identical);
-* the flow net takes ``cat(current, previous)`` and the PF nets take **BGR** images (normalised
-  with the keyframe net's mean/std); the converter permutes those conv input channels, so the
-  converted PF takes ``(previous, current)`` RGB frames as paperlib's does (exact);
+* the flow net (``--optical-flow-network light``) takes ``cat(current, previous)`` and the PF nets
+  take **BGR** images (the loader's ``FlipChannels`` precedes ``Normalize`` with BGR-ordered
+  mean/std; only the keyframe net gets RGB back through ``tensor_flip_channel``); the converter
+  permutes those conv input channels, so the converted PF takes ``(previous, current)`` RGB
+  frames as paperlib's does (exact);
 * the warp divides the flow by 4 (``MC_Module_Batch``): the converter scales ``toflow`` by 1/4
   (exact, a power of two), so the converted flow net predicts 1/8-grid pixels as paperlib's;
 * the edge map is binary (``edge != 0``) of a Laplacian over the argmax with zero padding, so the
@@ -510,7 +530,7 @@ def load(path, *, num_classes: int = 19, width: Optional[int] = None, convention
         conv = convert(sd, swiftnet_keymap(model), model, str(path))
         inputs = INPUTS["swiftnet"]
     elif kind == "bisenet":
-        sd, where = unwrap(obj, path, keys=("model", "state_dict"))
+        sd, where = unwrap(obj, path, keys=("state_dict", "model"))   # init_segnet's order
         model = ReleaseBiSeNet(num_classes, width, conventions)
         aux = [k for k in sd if k.startswith(("heads.0.", "heads.1."))]
         conv = convert(sd, bisenet_keymap(model, aux), model, str(path))

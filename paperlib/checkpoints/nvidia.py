@@ -2,12 +2,31 @@
 
 Two architectures (``network/deepv3.py``): ``DeepWV3Plus`` (WideResNet38-A2 trunk, the released
 ``cityscapes_best.pth`` / ``camvid_best.pth`` / ``kitti_best.pth``) and ``DeepSRNX50V3PlusD_m1``
-(SE-ResNeXt-50, the ablation model). A checkpoint is ``torch.save({"state_dict":
-DataParallel(net).state_dict(), "optimizer", "epoch", "mean_iu": numpy.float64, "command": str})``:
-every key carries the ``module.`` prefix (``optimizer.py: restore_snapshot`` reads
-``checkpoint["state_dict"]``). Facts read (not copied) from ``network/deepv3.py``,
-``network/wider_resnet.py``, ``network/SEresnext.py``, ``network/mynn.py``, ``optimizer.py``,
-``eval.py``.
+(SE-ResNeXt-50, the ablation model). A checkpoint is ``utils/misc.py: evaluate_eval``'s
+``torch.save({"state_dict": net.state_dict(), "optimizer", "epoch", "mean_iu": numpy.float64,
+"command": str})`` with ``net`` wrapped by ``network.wrap_network_in_dataparallel`` (apex DDP or
+DataParallel): every key carries the ``module.`` prefix, and ``optimizer.py: restore_snapshot``
+reads ``checkpoint["state_dict"]`` back into a DataParallel-wrapped net. The training loss is a
+submodule of the network (``DeepWV3Plus(num_classes, criterion=...)`` sets ``self.criterion``):
+``loss.py: ImageBasedCrossEntropyLoss2d`` (``--img_wt_loss``, used by
+``scripts/train_kitti_WideResNet38.sh``) assigns a per-class weight tensor to its
+``nll_loss.weight`` buffer during training, so such a file also holds
+``module.criterion.nll_loss.weight``; the authors' ``eval.py`` (network built with
+``criterion=None``, then ``forgiving_state_restore``) ignores it, and so does the converter (kept
+as an extra). The relaxed loss of ``--jointwtborder`` (the Cityscapes scripts) holds no tensors.
+
+Facts read (not copied) from ``network/deepv3.py``, ``network/wider_resnet.py``
+(``WiderResNetA2(dilation=True)``: ``mod1.conv1``; ``mod2`` ... ``mod7`` of
+``IdentityResidualBlock`` = ``bn1.0`` (BN of ``bnrelu``), ``convs.{conv1,bn2.0,conv2[,bn3.0,
+conv3]}``, ``proj_conv``; stride 2 in ``mod4.block1`` only, rate 2 in ``mod5``, 4 in ``mod6`` /
+``mod7``; ``bn_out`` not taken by ``DeepWV3Plus``), ``network/SEresnext.py`` (``layer0.{conv1,
+bn1}``, ``SEResNeXtBottleneck`` with ``se_module.fc1`` / ``fc2``, ``downsample.{0,1}``),
+``network/__init__.py``, ``optimizer.py``, ``loss.py``, ``train.py``, ``eval.py``,
+``utils/misc.py`` and the ``scripts/*.sh`` of the 2019 code. *Not verified against NVIDIA's own
+file:* ``network/mynn.py`` of 2019 (the index stores only the 2020 rewrite, where
+``align_corners`` became ``cfg.MODEL.ALIGN_CORNERS``, default False); its ``Upsample`` with
+``align_corners=True`` is read from a fork of the 2019 code (yangwangx/semantic-segmentation,
+``network/mynn.py``).
 
 **Where the release differs from paperlib's models (the converted model reproduces the release):**
 
@@ -198,8 +217,16 @@ _TRUNK = {"wrn38": [(r"^backbone\.", "")],
                           (r"^backbone\.", "")]}
 
 
-def keymap(kind: str, model: nn.Module) -> KeyMap:
+#: Release keys that belong to the training loss, not the network (see the module docstring).
+CRITERION_PREFIX = "criterion."
+
+
+def keymap(kind: str, model: nn.Module, criterion_keys=()) -> KeyMap:
+    """The release -> paperlib map of ``kind``; ``criterion_keys``: the file's training-loss tensors
+    (``criterion.*``), kept as extras."""
     km = KeyMap(f"NVIDIA sdcnet {'DeepWV3Plus' if kind == 'wrn38' else 'DeepSRNX50V3PlusD_m1'}")
+    for k in criterion_keys:
+        km.extras[k] = "training loss state (ImageBasedCrossEntropyLoss2d's class weights), not the network"
     table = _HEAD + _TRUNK[kind]
     for key in model.state_dict():
         for pattern, repl in table:
@@ -233,7 +260,7 @@ def load(path, *, num_classes: Optional[int] = None, width: Optional[int] = None
         w = sd.get("final.6.weight")
         num_classes = int(w.shape[0]) if w is not None else 19
     model = build(kind, num_classes, width, conventions)
-    conv = convert(sd, keymap(kind, model), model, str(path))
+    conv = convert(sd, keymap(kind, model, [k for k in sd if k.startswith(CRITERION_PREFIX)]), model, str(path))
     model.eval()
     info = {"nesting": where + (" with 'module.' prefixes" if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict)
                                 and all(k.startswith("module.") for k in obj["state_dict"]) else ""),

@@ -1,17 +1,26 @@
 """DUC/HDC's release (TuSimple/TuSimple-DUC, MXNet) -> ``deeplabv2_resnet101(head="duc", stem="3x3")``.
 
-The released ``ResNet_DUC_HDC_CityScapes`` model is MXNet (``-symbol.json`` + ``-0020.params``);
-the ONNX model zoo republishes it as ``ResNet101-DUC-7.onnx`` / ``-12.onnx``. This module reads the
-ONNX file's *initializers* with the ``onnx`` package (``pip install onnx``) and, where the graph
-has them, the ``BatchNormalization`` nodes' ``epsilon``. Parameter names follow the MXNet symbol
-(``tusimple_duc/networks/resnet.py``, ``network_duc_hdc.py``; read, not copied):
-``conv1_1_3x3_s2_weight`` + ``conv1_1_3x3_s2/bn_{gamma,beta,moving_mean,moving_var}`` (and
-``conv1_2_3x3``, ``conv1_3_3x3``), per bottleneck ``conv{g}_{b}_{1x1_reduce,3x3,1x1_increase,1x1_proj}``
-with the same ``/bn_*`` suffixes (groups g = 2..5, blocks b = 1..3/4/23/3), and the DUC top layer
-``fc1_{exp}_c{i}_{weight,bias}`` (i = 0..3, ``exp`` = "cityscapes"). *Unverified*: the stored index
-holds only an LFS pointer for the ONNX files, so the initializer names are the MXNet parameter names
-the export keeps (MXNet's ``mx2onnx`` writes ``arg_params`` / ``aux_params`` under their own names);
-a file that names them otherwise is refused with the list of names it has.
+The released ``ResNet_DUC_HDC_CityScapes`` model is MXNet (``-symbol.json`` + ``-0020.params``,
+``configs/test/test_full_image.cfg``); the ONNX model zoo republishes it as
+``ResNet101-DUC-7.onnx`` (ONNX 1.2.2, opset 7; also ``-12.onnx``). This module reads the ONNX
+file's *initializers* with the ``onnx`` package (``pip install onnx``) and, where the graph has
+them, the ``BatchNormalization`` nodes' ``epsilon``.
+
+Parameter names, verified against the MXNet symbol (``tusimple_duc/networks/resnet.py``,
+``network_duc_hdc.py``; read, not copied): every ``Convolution`` is named ``name`` and has
+``no_bias=True``, so its one parameter is ``<name>_weight``; every ``BatchNorm`` is named
+``'%s/bn' % suffix`` with ``suffix == name``, so its parameters are ``<name>/bn_gamma``,
+``<name>/bn_beta`` and auxiliary states ``<name>/bn_moving_mean``, ``<name>/bn_moving_var``
+(``eps=1e-6``, ``fix_gamma=False``, ``momentum=0.9995``). Names: the stem ``conv1_1_3x3_s2``,
+``conv1_2_3x3``, ``conv1_3_3x3``; per bottleneck ``conv{g}_{b}_{1x1_reduce,3x3,1x1_increase}`` and,
+in each group's first block, ``conv{g}_{b}_1x1_proj`` (groups g = 2..5, blocks b = 1..3/4/23/3);
+the DUC top layer ``fc1_{exp}_c{i}_{weight,bias}`` (i = 0..3, ``exp`` = "cityscapes", biased).
+MXNet's ONNX exporter (``mxnet/contrib/onnx/mx2onnx/_op_translations.py:
+convert_weights_and_inputs``) writes each parameter as an initializer under its MXNet name, and
+``convert_batchnorm`` copies ``eps`` into ``epsilon``. *Unverified:* the zoo's ``.onnx`` files
+themselves (the stored index holds only their Git LFS pointers), and whether the released
+``-symbol.json`` they were exported from names anything differently from the GitHub code; a file
+that names its initializers otherwise is refused with the list of names it has.
 
 **Where the release differs from the paper's text / paperlib's defaults (reproduced here):**
 
@@ -22,14 +31,17 @@ a file that names them otherwise is refused with the list of names it has.
 * the stem max-pool has no padding (``pool1_3x3_s2``: 3x3, stride 2, floor), paperlib's pads 1;
 * BatchNorm epsilon is 1e-6 (MXNet), PyTorch's default is 1e-5;
 * the DUC top layer: 4 dilated 3x3 convs (rates 6, 12, 18, 24, with bias) summed, ``16 x 19``
-  channels for the released cell 2 (``cell_cap`` 16 = (8 / 2)^2); the predictor's re-arrangement
-  ``reshape(L, 4, 4, h, w) -> transpose(0, 3, 1, 4, 2)`` is exactly ``pixel_shuffle`` (channel
-  ``l * 16 + i * 4 + j`` -> class l at ``(4 y + i, 4 x + j)``), then a bilinear resize of the
-  stride-2 logits (cv2 ``INTER_LINEAR`` = ``align_corners=False``) to the label size;
+  channels for the released cell 2 (``cell_width=2`` of ``test_full_image.cfg``: ``cell_cap`` 16 =
+  (8 / 2)^2; ``get_symbol_duc_hdc``'s default 64 is not the release's); the predictor's
+  re-arrangement (``tusimple_duc/test/predictor.py``) ``reshape(L, 4, 4, h, w) -> transpose(0, 3,
+  1, 4, 2)`` is exactly ``pixel_shuffle`` (channel ``l * 16 + i * 4 + j`` -> class l at
+  ``(4 y + i, 4 x + j)``), then a bilinear resize of the stride-2 logits (cv2 ``INTER_LINEAR`` =
+  ``align_corners=False``) to the label size;
 * training computes the loss at cell resolution against labels downsampled to the cell grid
   (``SoftmaxOutput`` on the reshaped top layer), not on upsampled logits;
-* input: RGB in [0, 255] minus the mean (122.675, 116.669, 104.008), no std; the image is padded
-  to a multiple of 8 with the mean colour (``duc-preprocess.py``).
+* input: RGB in [0, 255] (``test/predict_full_image.py`` flips ``cv.imread``'s BGR) minus the mean
+  (122.675, 116.669, 104.008), no std; the image is padded at the bottom / right to a multiple of 8
+  with the mean colour (``tusimple_duc/test/tester.py``, the zoo's ``duc-preprocess.py``).
 """
 from __future__ import annotations
 
