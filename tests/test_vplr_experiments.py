@@ -1,9 +1,16 @@
 """VPLR's calibration experiments: the arms hold the frames they say, every arm gets epochs of the
 same length, and a run yields the measures the controls read."""
+import json
+
 import numpy as np
 import pytest
 
 from paperlib.propagation import experiments as X
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path))  # trained arms are cached: keep them out of data/
+
 
 TINY = X.Regime(size=(64, 128), labelled=2, val_clips=1, val_frames=(19,), width=8, steps=4, crop=(32, 32),
                 batch=4, epoch=8)
@@ -47,3 +54,45 @@ def test_a_run_scores_held_out_fit_and_thin_classes():
     df = X.control_frame(rows)
     own = df[df.arm == "baseline (own labelled frames)"]
     assert len(own) == 1 and own.mIoU.iloc[0] == base["fit_mIoU"]
+
+
+def test_arm_names_parse_and_bad_ones_are_refused():
+    assert X.Arm.parse("noisy") == X.Arm("baseline", noisy=True)
+    assert X.Arm.parse("jpacc+-3:vrec|noisy|relax") == X.Arm("jpacc", 3, "vrec", noisy=True, relax=True)
+    assert X.Arm.parse("oracle+-2") == X.Arm("oracle", 2)
+    for bad in ("jp+-2", "jp+-2:flownet", "lp+-0:dis", "baseline|soft", "oracle+-2:dis"):
+        with pytest.raises(ValueError, match="arm"):
+            X.Arm.parse(bad)
+    with pytest.raises(ValueError, match="exact labels"):
+        X.arm_frames(TINY, "oracle+-1|noisy")
+
+
+def test_propagated_arms_pair_the_right_frames_and_exact_flow_labels_are_accurate():
+    clips = X._clips(TINY, "train")
+    images, labels, truth = X.arm_frames(TINY, "lp+-2:exact", with_truth=True)
+    assert len(images) == 6 and truth[:2] == [None, None]
+    # LP pairs the real frame i+-k with the propagated label (offsets -2, +2 per clip)
+    assert np.array_equal(images[2], clips[0].frames[X.LABELLED - 2])
+    assert np.array_equal(truth[3], clips[0].labels[X.LABELLED + 2])
+    acc = X.propagated_accuracy(labels, truth)
+    assert acc["prop_acc"] > 60 and acc["prop_boundary_acc"] < acc["prop_acc"]
+    # JP pairs the propagated frame instead; accumulated JP has every offset 1..k
+    jp, _ = X.arm_frames(TINY, "jp+-2:exact")
+    assert len(jp) == 6 and not np.array_equal(jp[2], clips[0].frames[X.LABELLED - 2])
+    assert len(X.arm_frames(TINY, "jpacc+-2:dis")[0]) == 2 + 2 * 4
+    # noisy labelled frames propagate their noise; DIS is less accurate than exact flow
+    _, noisy, truth_n = X.arm_frames(TINY, "lp+-2:exact|noisy", with_truth=True)
+    assert X.propagated_accuracy(noisy, truth_n)["prop_acc"] < acc["prop_acc"]
+    assert X.propagated_accuracy([], []) == {}
+
+
+def test_a_relaxation_run_records_propagated_label_accuracy():
+    row = X.run_arm(TINY, "jp+-1:exact|noisy|relax", 0)
+    assert row["train_frames"] == 6 and 0 < row["prop_acc"] <= 100 and np.isfinite(row["loss_last"])
+
+
+def test_an_arm_run_is_trained_once_and_then_loaded(monkeypatch):
+    first = X.run_arm(TINY, "baseline", 1)
+    monkeypatch.setattr(X, "arm_frames", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    again = X.run_arm(TINY, "baseline", 1)
+    assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)  # NaN-safe equality

@@ -83,16 +83,22 @@ class Regime:
     domain: str = "city_a"
     world_seed: int = 0
     epoch: int = 64                       # samples per epoch of every arm (FrameSet length)
+    relax: tuple = (("window", 3), ("strict_classes", "vplr"))  # relaxation loss options (the release's)
+    motion_clips: int = 32                # unlabelled world snippets G trains on (clips 200..)
+    motion_steps: int = 1500              # G's training steps (to its plateau: see motion_model)
+    motion_width: float = 0.25
 
-    def config(self, seed: int, name: str, eval_every: int = 0):
+    def config(self, seed: int, name: str, eval_every: int = 0, relax: bool = False):
         """The ``TrainConfig`` of one training run of this regime (the cpu profile's defaults
-        for everything the regime does not set)."""
+        for everything the regime does not set); ``relax``: boundary relaxation (``self.relax``)
+        instead of cross-entropy."""
         from ..config import config_from_params
+        loss = dict(loss="relaxation", loss_options=dict(self.relax)) if relax else {}
         return config_from_params("cpu", name=name, model=self.model, model_width=self.width,
                                   steps=self.steps, batch_size=self.batch, crop_size=self.crop, lr=self.lr,
                                   scale=self.scale, optimizer=self.optimizer,
                                   seed=int(seed), world_image_size=self.size, progress=False,
-                                  eval_every=eval_every)
+                                  eval_every=eval_every, **loss)
 
     def describe(self) -> str:
         (h, w), (ch, cw) = self.size, self.crop
@@ -159,10 +165,13 @@ class FrameSet(Dataset):
 
 @lru_cache(maxsize=4)
 def _clips(regime: Regime, which: str) -> tuple:
+    """The regime's rendered snippets: ``train`` (the labelled ones, with the world's exact flow),
+    ``val`` (held out) or ``motion`` (unlabelled snippets for G)."""
     from ..data.synthetic import SyntheticWorld
     world = SyntheticWorld(regime.domain, size=regime.size, seed=regime.world_seed, fps=regime.fps)
-    idx = range(regime.labelled) if which == "train" else range(1000, 1000 + regime.val_clips)
-    return tuple(world.clip(i, length=regime.length, flow=False) for i in idx)
+    idx = {"train": range(regime.labelled), "val": range(1000, 1000 + regime.val_clips),
+           "motion": range(200, 200 + regime.motion_clips)}[which]
+    return tuple(world.clip(i, length=regime.length, flow=which == "train") for i in idx)
 
 
 def noisy_label(clip, frame: int, noise_px: float, seed: int = 0) -> np.ndarray:
@@ -173,25 +182,127 @@ def noisy_label(clip, frame: int, noise_px: float, seed: int = 0) -> np.ndarray:
     return jitter_boundaries(clip.labels[frame], noise_px, rng)
 
 
-def arm_frames(regime: Regime, arm: str) -> tuple[list, list]:
-    """(images, labels) of a training arm: ``baseline``, ``noisy`` or ``oracle+-k``."""
+#: Motion sources of propagated arms: the world's exact flow, OpenCV DIS, and G (``motion_model``)
+#: in video prediction or video reconstruction mode, fed DIS flow.
+MOTIONS = ("exact", "dis", "vpred", "vrec")
+#: Propagated-arm kinds: label propagation, joint propagation (non-accumulated: offsets +-k only),
+#: accumulated joint propagation (offsets +-1..+-k; Table 6).
+PROPAGATIONS = ("lp", "jp", "jpacc")
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """A training arm, written ``<data>[|noisy][|relax]``:
+
+    - ``<data>``: ``baseline`` (the labelled frames), ``oracle+-k`` (plus the world's exact labels
+      of frames i+-k), or ``<lp|jp|jpacc>+-k:<motion>`` (plus pairs propagated from the labelled
+      frame, ``synthesize``);
+    - ``|noisy``: the labelled frames carry the annotator's ``noise_px`` boundary noise (and so does
+      everything propagated from them); ``noisy`` alone means ``baseline|noisy``;
+    - ``|relax``: boundary relaxation (``Regime.relax``) instead of cross-entropy.
+    """
+
+    data: str = "baseline"
+    k: int = 0
+    motion: str | None = None
+    noisy: bool = False
+    relax: bool = False
+
+    @classmethod
+    def parse(cls, arm: str) -> "Arm":
+        parts = arm.split("|")
+        head, flags = parts[0], set(parts[1:])
+        if head == "noisy":
+            head, flags = "baseline", flags | {"noisy"}
+        if flags - {"noisy", "relax"}:
+            raise ValueError(f"arm {arm!r}: unknown flag(s) {sorted(flags - {'noisy', 'relax'})}; "
+                             "expected '|noisy' and/or '|relax'")
+        kw = dict(noisy="noisy" in flags, relax="relax" in flags)
+        if head == "baseline":
+            return cls("baseline", **kw)
+        data, sep, rest = head.partition("+-")
+        k_text, _, motion = rest.partition(":")
+        if not sep or not k_text.isdigit() or int(k_text) < 1:
+            raise ValueError(f"unknown arm {arm!r}: expected 'baseline', 'noisy', 'oracle+-<k>' or "
+                             f"'<{'|'.join(PROPAGATIONS)}>+-<k>:<{'|'.join(MOTIONS)}>', each with optional "
+                             "'|noisy' / '|relax'")
+        if data == "oracle" and not motion:
+            return cls("oracle", int(k_text), **kw)
+        if data not in PROPAGATIONS or motion not in MOTIONS:
+            raise ValueError(f"arm {arm!r}: propagation must be one of {PROPAGATIONS} and motion one of {MOTIONS}")
+        return cls(data, int(k_text), motion, **kw)
+
+
+def motion_model(regime: Regime, mode: str, progress: bool = False):
+    """G (``MotionNet``) for the regime, ``mode`` ``"vpred"`` or ``"vrec"``: trained self-supervised
+    with DIS input flow on ``motion_clips`` unlabelled world snippets for ``motion_steps`` steps,
+    once, through the content-keyed cache (``train_motion``)."""
+    from .motion import motion_defaults, train_motion
+    if mode not in ("vpred", "vrec"):
+        raise ValueError(f"motion_model: mode must be 'vpred' or 'vrec', got {mode!r}")
+    opts = motion_defaults("cpu")
+    opts.update(steps=regime.motion_steps, width=regime.motion_width)
+    frames = [c.frames for c in _clips(regime, "motion")]
+    return train_motion(frames, "prediction" if mode == "vpred" else "reconstruction", flow="dis",
+                        progress=progress, **opts)
+
+
+def _motion_fn(regime: Regime, clip, motion: str):
+    from .synthesize import dis_flows, exact_flow, flow_motion, model_motion
+    if motion == "exact":
+        return flow_motion(exact_flow(clip))
+    if motion == "dis":
+        return flow_motion(dis_flows(clip.frames))
+    return model_motion(motion_model(regime, motion), clip.frames, dis_flows(clip.frames))
+
+
+def arm_frames(regime: Regime, arm: str | Arm, with_truth: bool = False) -> tuple:
+    """(images, labels) of a training arm (``Arm``); with ``with_truth`` also the world's exact
+    label of each image's frame for the propagated pairs (None elsewhere): what
+    ``propagated_accuracy`` scores them against."""
+    spec = arm if isinstance(arm, Arm) else Arm.parse(arm)
+    if spec.k and not spec.k <= min(LABELLED, regime.length - 1 - LABELLED):
+        raise ValueError(f"offset {spec.k} leaves the {regime.length}-frame snippet")
     clips = _clips(regime, "train")
     images = [c.frames[LABELLED] for c in clips]
-    if arm == "baseline":
-        return images, [c.labels[LABELLED] for c in clips]
-    if arm == "noisy":
-        return images, [noisy_label(c, LABELLED, regime.noise_px) for c in clips]
-    if arm.startswith("oracle+-"):
-        k = int(arm[len("oracle+-"):])
-        if not 1 <= k <= min(LABELLED, regime.length - 1 - LABELLED):
-            raise ValueError(f"oracle offset {k} leaves the {regime.length}-frame snippet")
-        labels = [c.labels[LABELLED] for c in clips]
+    labels = [noisy_label(c, LABELLED, regime.noise_px) if spec.noisy else c.labels[LABELLED] for c in clips]
+    truth: list = [None] * len(images)
+    if spec.data == "oracle":
+        if spec.noisy:
+            raise ValueError("an oracle arm takes the world's exact labels: '|noisy' does not apply")
         for c in clips:
-            for f in (LABELLED - k, LABELLED + k):
+            for f in (LABELLED - spec.k, LABELLED + spec.k):
                 images.append(c.frames[f])
                 labels.append(c.labels[f])
-        return images, labels
-    raise ValueError(f"unknown arm {arm!r}: expected 'baseline', 'noisy' or 'oracle+-<k>'")
+                truth.append(None)
+    elif spec.data in PROPAGATIONS:
+        from .synthesize import synthesize
+        for c, lab in zip(clips, labels[:len(clips)]):
+            pairs = synthesize(c.frames, lab, LABELLED, spec.k, _motion_fn(regime, c, spec.motion),
+                               joint=spec.data != "lp", accumulated=spec.data == "jpacc")
+            for p in pairs:
+                images.append(p.image)
+                labels.append(p.label)
+                truth.append(c.labels[LABELLED + p.offset])
+    return (images, labels, truth) if with_truth else (images, labels)
+
+
+def propagated_accuracy(labels: Sequence[np.ndarray], truth: Sequence, radius: int = 3) -> dict:
+    """Accuracy (%) of propagated labels against the world's exact labels of their frames, over
+    all non-void pixels and over pixels within ``radius`` px of a true label edge; void
+    (out-of-frame) propagated pixels count as wrong. Empty dict when nothing was propagated."""
+    hit = total = bhit = btotal = 0
+    for lab, tru in zip(labels, truth):
+        if tru is None:
+            continue
+        valid = tru != IGNORE_INDEX
+        ok = (lab == tru) & valid
+        band = boundary_mask(tru, radius) & valid
+        hit, total = hit + int(ok.sum()), total + int(valid.sum())
+        bhit, btotal = bhit + int(ok[band].sum()), btotal + int(band.sum())
+    if not total:
+        return {}
+    return {"prop_acc": 100 * hit / total, "prop_boundary_acc": 100 * bhit / max(btotal, 1)}
 
 
 def eval_set(regime: Regime) -> FrameSet:
@@ -225,33 +336,53 @@ def score(model, frames: FrameSet, radius: int = 3) -> dict:
             "boundary_acc": 100 * hit / max(total, 1)}
 
 
-def run_arm(regime: Regime, arm: str, seed: int, curve_every: int = 0) -> dict:
-    """Train one arm with one seed and score it: held-out mIoU / boundary accuracy / thin-class
-    IoU, and mIoU on the arm's own labelled frames (``fit``, the capacity control). With
-    ``curve_every`` the held-out mIoU every that many steps (``curve``: the plateau)."""
-    from .. import engine
+#: Bump when what a cached arm run holds or how it is trained changes (``run_arm``).
+ARM_VERSION = 1
+
+
+def run_arm(regime: Regime, arm: str, seed: int, curve_every: int = 0, cache: bool = True) -> dict:
+    """Train one arm (``Arm``) with one seed and score it: held-out mIoU / boundary accuracy /
+    per-class IoU, mIoU on the labelled frames (``fit``, the capacity control), and for propagated
+    arms the accuracy of their labels against the world's truth (``propagated_accuracy``). With
+    ``curve_every`` the held-out mIoU every that many steps (``curve``: the plateau).
+
+    The trained model and its row are a ``paperlib.cache`` role (kind ``vplr_arm``, keyed by the
+    regime, arm, seed and ``ARM_VERSION``), so notebooks that share an arm train it once."""
+    from .. import engine, models
+    from ..cache import cached
     from ..data.transforms import build_eval_transform, build_train_transform
-    images, labels = arm_frames(regime, arm)
-    cfg = regime.config(seed, f"vplr_cal_{arm}_{seed}", eval_every=curve_every)
-    train = FrameSet(images, labels, build_train_transform(cfg.crop_size, scale=cfg.scale, flip=cfg.flip),
-                     length=regime.epoch)
-    held_out = eval_set(regime)
-    curve = []
-    callbacks = [lambda info: curve.append((info["step"], 100 * info["metrics"]["miou"]))
-                 if info["event"] == "eval" else None]
-    out = engine.train(cfg, train_set=train, val_set=held_out if curve_every else None, callbacks=callbacks)
-    model = out["model"]
-    held = score(model, held_out)
-    base_images, base_labels = arm_frames(regime, "baseline")
-    fit = score(model, FrameSet(base_images, base_labels, build_eval_transform()))
-    row = {"arm": arm, "seed": int(seed), "mIoU": held["mIoU"], "boundary_acc": held["boundary_acc"],
-           "fit_mIoU": fit["mIoU"], "train_frames": len(images), "train_s": round(out["train_time"], 1),
-           "loss_last": float(np.mean([h["loss"] for h in out["history"][-20:]]))}
-    row.update({f"iou_{CITYSCAPES_CLASSES[c].replace(' ', '_')}": held["iou"][c] for c in range(19)})
-    row["thin_iou"] = float(np.nanmean([held["iou"][c] for c in THIN]))
-    if curve_every:
-        row["curve"] = curve
-    return row
+    from .motion import _MOTION_FORMAT
+    spec = Arm.parse(arm)
+    cfg = regime.config(seed, f"vplr_{arm}_{seed}", eval_every=curve_every, relax=spec.relax)
+
+    def build():
+        images, labels, truth = arm_frames(regime, spec, with_truth=True)
+        train = FrameSet(images, labels, build_train_transform(cfg.crop_size, scale=cfg.scale, flip=cfg.flip),
+                         length=regime.epoch)
+        held_out = eval_set(regime)
+        curve = []
+        callbacks = [lambda info: curve.append([info["step"], 100 * info["metrics"]["miou"]])
+                     if info["event"] == "eval" else None]
+        out = engine.train(cfg, train_set=train, val_set=held_out if curve_every else None, callbacks=callbacks)
+        model = out["model"]
+        held = score(model, held_out)
+        base_images, base_labels = arm_frames(regime, "baseline")
+        fit = score(model, FrameSet(base_images, base_labels, build_eval_transform()))
+        row = {"arm": arm, "seed": int(seed), "mIoU": held["mIoU"], "boundary_acc": held["boundary_acc"],
+               "fit_mIoU": fit["mIoU"], "train_frames": len(images), "train_s": round(out["train_time"], 1),
+               "loss_last": float(np.mean([h["loss"] for h in out["history"][-20:]]))}
+        row.update(propagated_accuracy(labels, truth))
+        row.update({f"iou_{CITYSCAPES_CLASSES[c].replace(' ', '_')}": held["iou"][c] for c in range(19)})
+        row["thin_iou"] = float(np.nanmean([held["iou"][c] for c in THIN]))
+        if curve_every:
+            row["curve"] = curve
+        return model.cpu(), {"row": row}
+
+    key = {"version": ARM_VERSION, "regime": dataclasses.asdict(regime), "arm": arm, "seed": int(seed),
+           "curve_every": int(curve_every), "motion_format": _MOTION_FORMAT}
+    _, info = cached("vplr_arm", key, build, enabled=cache,
+                     module=lambda: models.build(cfg.model, num_classes=cfg.num_classes, width=cfg.model_width))
+    return dict(info["row"])
 
 
 def control_frame(rows: Sequence[dict]) -> "pd.DataFrame":
