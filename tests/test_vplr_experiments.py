@@ -96,3 +96,11 @@ def test_an_arm_run_is_trained_once_and_then_loaded(monkeypatch):
     monkeypatch.setattr(X, "arm_frames", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
     again = X.run_arm(TINY, "baseline", 1)
     assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)  # NaN-safe equality
+
+
+def test_canonical_arm_names_share_one_cached_run():
+    assert X.Arm.parse("baseline|noisy").name == "noisy" and X.Arm.parse("noisy|relax").name == "noisy|relax"
+    assert X.Arm.parse("jp+-3:vrec|relax|noisy").name == "jp+-3:vrec|noisy|relax"
+    first = X.run_arm(TINY, "noisy", 0)
+    again = X.run_arm(TINY, "baseline|noisy", 0)
+    assert again["arm"] == "baseline|noisy" and again["mIoU"] == first["mIoU"]

@@ -208,6 +208,15 @@ class Arm:
     noisy: bool = False
     relax: bool = False
 
+    @property
+    def name(self) -> str:
+        """The canonical spelling (``noisy`` for ``baseline|noisy``): what the run cache is keyed by."""
+        head = {"baseline": "baseline", "oracle": f"oracle+-{self.k}"}.get(self.data, f"{self.data}+-{self.k}:{self.motion}")
+        flags = ["noisy"] * self.noisy + ["relax"] * self.relax
+        if head == "baseline" and self.noisy:
+            head, flags = "noisy", flags[1:]
+        return "|".join([head] + flags)
+
     @classmethod
     def parse(cls, arm: str) -> "Arm":
         parts = arm.split("|")
@@ -378,11 +387,11 @@ def run_arm(regime: Regime, arm: str, seed: int, curve_every: int = 0, cache: bo
             row["curve"] = curve
         return model.cpu(), {"row": row}
 
-    key = {"version": ARM_VERSION, "regime": dataclasses.asdict(regime), "arm": arm, "seed": int(seed),
+    key = {"version": ARM_VERSION, "regime": dataclasses.asdict(regime), "arm": spec.name, "seed": int(seed),
            "curve_every": int(curve_every), "motion_format": _MOTION_FORMAT}
     _, info = cached("vplr_arm", key, build, enabled=cache,
                      module=lambda: models.build(cfg.model, num_classes=cfg.num_classes, width=cfg.model_width))
-    return dict(info["row"])
+    return dict(info["row"], arm=arm)
 
 
 def control_frame(rows: Sequence[dict]) -> "pd.DataFrame":
@@ -393,6 +402,24 @@ def control_frame(rows: Sequence[dict]) -> "pd.DataFrame":
     df = pd.DataFrame([{k: v for k, v in r.items() if k != "curve"} for r in rows])
     own = df[df.arm == "baseline"].assign(arm="baseline (own labelled frames)", mIoU=lambda d: d.fit_mIoU)
     return pd.concat([df, own], ignore_index=True)
+
+
+#: The control arms of the calibration (``vplr.toml`` item ``calibration``) per oracle offset set.
+def control_arms(offsets: Sequence[int]) -> list[str]:
+    return ["baseline", "noisy"] + [f"oracle+-{k}" for k in offsets]
+
+
+def calibration_controls(regime: Regime, seeds: Sequence[int], offsets: Sequence[int] = (1, 3, 5), jobs: int = 1,
+                         progress: bool = True) -> list:
+    """The calibration's control verdicts (``paperlib.claims`` results of item ``calibration``) at
+    ``regime``: the same runs as ``vplr_calibration`` (cached, so free once it ran), for notebooks
+    whose claims depend on them (``claims.evaluate(..., given=...)``)."""
+    from .. import claims
+    rows = run_arms(regime, control_arms(offsets), seeds, jobs=jobs, curve_every=max(regime.steps // 6, 1),
+                    progress=progress)
+    wanted = [c for c in claims.declared("vplr", "calibration")
+              if not c.id.startswith("cal_oracle_k") or int(c.id[len("cal_oracle_k"):]) in offsets]
+    return claims.evaluate(wanted, control_frame(rows), arm="arm", value="mIoU")
 
 
 def _one(args) -> dict:
