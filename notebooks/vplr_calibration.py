@@ -57,7 +57,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from paperlib.propagation.experiments import CPU_REGIME, Regime, control_frame, run_arms
+from paperlib.propagation.experiments import control_frame, profile_setup, run_arms
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 
 STARTED = time.time()
@@ -65,12 +65,8 @@ ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_non
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
 
-#: The candidate regime per profile (smoke: a few seconds, only to exercise the code).
-REGIME = {"smoke": Regime(size=(64, 128), labelled=2, val_clips=2, val_frames=(12, 19), width=8, steps=30,
-                          crop=(48, 48), epoch=16),
-          "cpu": CPU_REGIME, "gpu": CPU_REGIME, "paper": CPU_REGIME}[profile]
-SEEDS = list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3]))
-JOBS = int(jobs or (1 if profile == "smoke" else 2))
+#: The regime per profile (smoke: a few seconds, only to exercise the code; cpu: candidate v2).
+REGIME, SEEDS, JOBS = profile_setup(profile, seeds, jobs)
 OFFSETS = (1, 3, 5)  # Table 2's propagation lengths that the cpu runs train
 ARMS = ["baseline", "noisy"] + [f"oracle+-{k}" for k in OFFSETS]
 params.update(seeds=SEEDS, regime=dataclasses.asdict(REGIME), arms=ARMS)

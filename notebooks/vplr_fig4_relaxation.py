@@ -57,7 +57,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from paperlib.propagation.experiments import CPU_REGIME, Regime, calibration_controls, run_arms
+from paperlib.propagation.experiments import profile_setup, calibration_controls, run_arms
 from paperlib.repro import check_params, int_list_or_none, positive_or_none
 
 STARTED = time.time()
@@ -73,12 +73,8 @@ ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "ks": lengths_or_none, "
            "jobs": positive_or_none}
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
-REGIME = {"smoke": Regime(size=(64, 128), labelled=2, val_clips=2, val_frames=(12, 19), width=8, steps=30,
-                          crop=(48, 48), epoch=16, motion_clips=2, motion_steps=10),
-          "cpu": CPU_REGIME, "gpu": CPU_REGIME, "paper": CPU_REGIME}[profile]
+REGIME, SEEDS, JOBS = profile_setup(profile, seeds, jobs)
 KS = sorted(ks or ([0, 1] if profile == "smoke" else [0, 1, 3, 5]))
-SEEDS = list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3]))
-JOBS = int(jobs or (1 if profile == "smoke" else 2))
 MOTIONS = {"VPred": "vpred", "VRec": "vrec"}
 LOSSES = {"no relaxation": "", "relaxation": "|relax"}
 

@@ -65,7 +65,7 @@ from tqdm.auto import tqdm
 
 from paperlib.data.synthetic import SyntheticWorld
 from paperlib.propagation import dis_flows, exact_flow, flow_motion, model_motion, propagate
-from paperlib.propagation.experiments import CPU_REGIME, LABELLED, Regime, motion_model, run_arms
+from paperlib.propagation.experiments import LABELLED, motion_model, profile_setup, run_arms
 from paperlib.propagation.quality import clip_quality
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 
@@ -86,12 +86,8 @@ ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "ks": lengths_or_none, "
            "jobs": positive_or_none, "k_max": k_range}
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
-REGIME = {"smoke": Regime(size=(64, 128), labelled=2, val_clips=2, val_frames=(12, 19), width=8, steps=30,
-                          crop=(48, 48), epoch=16, motion_clips=2, motion_steps=10),
-          "cpu": CPU_REGIME, "gpu": CPU_REGIME, "paper": CPU_REGIME}[profile]
+REGIME, SEEDS, JOBS = profile_setup(profile, seeds, jobs)
 KS = sorted(ks or ([0, 1, 2] if profile == "smoke" else [0, 1, 3, 5]))
-SEEDS = list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3]))
-JOBS = int(jobs or (1 if profile == "smoke" else 2))
 #: method -> arm pattern (``experiments.Arm``): annotator's labels, relaxation, JP
 TRAIN = {"learned MV (VRec)": "jp+-{k}:vrec|noisy|relax", "DIS flow": "jp+-{k}:dis|noisy|relax"}
 params.update(ks=KS, seeds=SEEDS, regime=dataclasses.asdict(REGIME))

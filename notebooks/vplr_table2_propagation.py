@@ -67,7 +67,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from paperlib.propagation.experiments import CPU_REGIME, Regime, motion_model, run_arms
+from paperlib.propagation.experiments import profile_setup, motion_model, run_arms
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 
 STARTED = time.time()
@@ -83,12 +83,8 @@ ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "ks": lengths_or_none, "
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
 
-REGIME = {"smoke": Regime(size=(64, 128), labelled=2, val_clips=2, val_frames=(12, 19), width=8, steps=30,
-                          crop=(48, 48), epoch=16, motion_clips=2, motion_steps=10),
-          "cpu": CPU_REGIME, "gpu": CPU_REGIME, "paper": CPU_REGIME}[profile]
+REGIME, SEEDS, JOBS = profile_setup(profile, seeds, jobs)
 KS = sorted(ks or ([1, 2] if profile == "smoke" else [1, 3, 5]))
-SEEDS = list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3]))
-JOBS = int(jobs or (1 if profile == "smoke" else 2))
 #: method -> arm name pattern (``experiments.Arm``); "Oracle (exact labels)" is the control.
 METHODS = {"VPred + LP": "lp+-{k}:vpred", "VPred + JP": "jp+-{k}:vpred", "VRec + JP": "jp+-{k}:vrec",
            "Oracle (exact labels)": "oracle+-{k}"}

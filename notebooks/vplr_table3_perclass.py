@@ -56,7 +56,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from paperlib.propagation.experiments import CPU_REGIME, Regime, calibration_controls, run_arms
+from paperlib.propagation.experiments import profile_setup, calibration_controls, run_arms
 from paperlib.repro import check_params, int_list_or_none, positive_or_none
 
 STARTED = time.time()
@@ -64,11 +64,7 @@ ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_non
            "k_jp": (1, 3, 5), "k_relax": (1, 3, 5)}
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
-REGIME = {"smoke": Regime(size=(64, 128), labelled=2, val_clips=2, val_frames=(12, 19), width=8, steps=30,
-                          crop=(48, 48), epoch=16, motion_clips=2, motion_steps=10),
-          "cpu": CPU_REGIME, "gpu": CPU_REGIME, "paper": CPU_REGIME}[profile]
-SEEDS = list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3]))
-JOBS = int(jobs or (1 if profile == "smoke" else 2))
+REGIME, SEEDS, JOBS = profile_setup(profile, seeds, jobs)
 #: row -> arm (``experiments.Arm``), all on the annotator's labels
 ROWS = {"Baseline": "noisy", "+ VRec with JP": f"jp+-{k_jp}:vrec|noisy",
         "+ Label Relaxation": f"jp+-{k_relax}:vrec|noisy|relax"}

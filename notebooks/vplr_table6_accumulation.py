@@ -57,7 +57,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from paperlib.propagation.experiments import CPU_REGIME, Regime, calibration_controls, run_arms
+from paperlib.propagation.experiments import profile_setup, calibration_controls, run_arms
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 
 STARTED = time.time()
@@ -73,11 +73,7 @@ ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "k": length, "seeds": in
 params = check_params({name: globals()[name] for name in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
 
-REGIME = {"smoke": Regime(size=(64, 128), labelled=2, val_clips=2, val_frames=(12, 19), width=8, steps=30,
-                          crop=(48, 48), epoch=16, motion_clips=2, motion_steps=10),
-          "cpu": CPU_REGIME, "gpu": CPU_REGIME, "paper": CPU_REGIME}[profile]
-SEEDS = list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3]))
-JOBS = int(jobs or (1 if profile == "smoke" else 2))
+REGIME, SEEDS, JOBS = profile_setup(profile, seeds, jobs)
 #: method -> arm (``experiments.Arm``): the annotator's labels, relaxation, VRec joint propagation
 METHODS = {"Baseline": "noisy|relax", "Non-accumulated": f"jp+-{k}:vrec|noisy|relax",
            "Accumulated": f"jpacc+-{k}:vrec|noisy|relax"}

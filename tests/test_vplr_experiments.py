@@ -104,3 +104,9 @@ def test_canonical_arm_names_share_one_cached_run():
     first = X.run_arm(TINY, "noisy", 0)
     again = X.run_arm(TINY, "baseline|noisy", 0)
     assert again["arm"] == "baseline|noisy" and again["mIoU"] == first["mIoU"]
+
+
+def test_profile_setup_gives_the_cpu_regime_four_seeds_and_two_processes():
+    assert X.profile_setup("cpu") == (X.CPU_REGIME, [0, 1, 2, 3], 2)
+    assert X.profile_setup("smoke", seeds=[5], jobs=3) == (X.SMOKE_REGIME, [5], 3)
+    assert X.CPU_REGIME.width == 64 and X.CPU_REGIME.noise_px == 3.0  # the regime the calibration chose

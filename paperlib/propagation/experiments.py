@@ -123,6 +123,18 @@ CANDIDATES = {
 }
 #: The regime of the cpu (and gpu / paper, until they have their own) VPLR experiments.
 CPU_REGIME = CANDIDATES["v2"]
+#: A few seconds per arm, only to exercise the code (the smoke profile).
+SMOKE_REGIME = Regime(size=(64, 128), labelled=2, val_clips=2, val_frames=(12, 19), width=8, steps=30,
+                      crop=(48, 48), epoch=16, motion_clips=2, motion_steps=10)
+
+
+def profile_setup(profile: str, seeds=None, jobs=None) -> tuple[Regime, list[int], int]:
+    """A VPLR notebook's (regime, seeds, processes) for ``profile``: ``SMOKE_REGIME`` with seeds
+    [0, 1] in one process at ``smoke``, else ``CPU_REGIME`` with 4 paired seeds in 2 processes of
+    one thread each (``seeds`` / ``jobs`` override; the processes do not change results)."""
+    regime = SMOKE_REGIME if profile == "smoke" else CPU_REGIME
+    return (regime, list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3])),
+            int(jobs or (1 if profile == "smoke" else 2)))
 
 
 class FrameSet(Dataset):
