@@ -43,9 +43,9 @@
 # the classes at a boundary, so it may well be more uncertain there: we report it, untested.
 #
 # **Sizes.** The cpu world (128x256, 96 training snippets), `tiny_fcn` width 16, 250 steps of
-# batch 8 on 96x96 crops (the earlier Table 2 / Figure 4 recipe, so the cached motion models and
-# propagated sets are shared), 4 seeds per loss. G is the cached `MotionNet` of the profile
-# (`motion_model_for`); when no other VPLR notebook has trained it yet, this notebook does.
+# batch 8 on 96x96 crops (the VPLR recipe before the calibrated regime of issue #17: Figures 2
+# and 3 describe a trained model's boundaries, not a data effect, so they stay at this cheaper
+# recipe), 4 seeds per loss. G is the cached `MotionNet` of the profile (`motion_model_for`).
 
 # %% tags=["parameters"]
 profile = "smoke"
