@@ -254,10 +254,12 @@ class Arm:
         return cls(data, int(k_text), motion, **kw)
 
 
+@lru_cache(maxsize=4)
 def motion_model(regime: Regime, mode: str, progress: bool = False):
     """G (``MotionNet``) for the regime, ``mode`` ``"vpred"`` or ``"vrec"``: trained self-supervised
     with DIS input flow on ``motion_clips`` unlabelled world snippets for ``motion_steps`` steps,
-    once, through the content-keyed cache (``train_motion``)."""
+    once, through the content-keyed cache (``train_motion``). Kept per process: a propagated arm
+    asks for it once per labelled snippet, and the cache lookup hashes every unlabelled frame."""
     from .motion import motion_defaults, train_motion
     if mode not in ("vpred", "vrec"):
         raise ValueError(f"motion_model: mode must be 'vpred' or 'vrec', got {mode!r}")
@@ -416,8 +418,8 @@ def control_frame(rows: Sequence[dict]) -> "pd.DataFrame":
     return pd.concat([df, own], ignore_index=True)
 
 
-#: The control arms of the calibration (``vplr.toml`` item ``calibration``) per oracle offset set.
 def control_arms(offsets: Sequence[int]) -> list[str]:
+    """The control arms of the calibration (``vplr.toml`` item ``calibration``) for these oracle offsets."""
     return ["baseline", "noisy"] + [f"oracle+-{k}" for k in offsets]
 
 
