@@ -27,48 +27,46 @@
 # vectors* and *+ FlowNet2*: the learned vectors win at every length, the gap grows with length,
 # and FlowNet2 falls below the baseline at `+-1`, `+-4` and `+-5`.
 #
-# **Here.** Three motions propagate the synthetic world's labelled frames, jointly for frame and
-# label (JP, Sec. 3.2): the learned **VRec** motion vectors (`MotionNet`, reconstruction mode,
-# trained self-supervised on the world's frames, DIS as its input flow; cached and shared with
-# Tables 2 and 6), classical **DIS** optical flow (the FlowNet2 stand-in; a classical flow is
-# weaker than FlowNet2, so this is a harder baseline to lose to, not an easier one), and, where
-# only the synthetic world allows it, the **exact** flow of the renderer. Two measurements:
+# **Here (issue #17): at the calibrated regime** (`vplr_calibration`, `experiments.CPU_REGIME`:
+# 4 labelled snippets of the world at 6 fps, 128x256, `tiny_fcn` width 64, 1000 Adam steps).
+# Three motions propagate the labelled frames, jointly for frame and label (JP, Sec. 3.2): the
+# learned **VRec** motion vectors (the regime's `MotionNet`, reconstruction mode, trained
+# self-supervised on 32 unlabelled world snippets with DIS as its input flow, cached and shared
+# with Tables 2, 3 and 6), classical **DIS** optical flow (the FlowNet2 stand-in; a classical flow
+# is weaker than FlowNet2), and, where only the synthetic world allows it, the **exact** flow of
+# the renderer. Two measurements:
 #
-# 1. **propagated-label accuracy vs k** (no training): every labelled frame of the validation
-#    snippets is propagated `+-1..+-5` steps and its label is scored against the world's clean
-#    label (LP: against the label of the real frame `i+k`; JP: against the label of the
-#    propagated frame, see `paperlib.propagation.quality` and the `vplr_label_quality` notebook)
-#    -- something the paper could not measure;
-# 2. **mIoU vs k** (the paper's Figure 5b): a segmentation model trained with boundary relaxation
-#    (`loss="relaxation"`, Eq. 5) on the real set plus the JP samples at `+-k`.
+# 1. **propagated-label accuracy vs k** (no training): the labelled frame of each held-out
+#    snippet of the regime is propagated `±1..±5` steps and its label is scored against the
+#    world's clean label (LP: against the label of the real frame `i+k`; JP: against the label of
+#    the propagated frame, see `paperlib.propagation.quality` and `vplr_label_quality`) --
+#    something the paper could not measure;
+# 2. **mIoU vs k** (the paper's Figure 5b): the regime's model trained with boundary relaxation
+#    (the release's settings) on the world annotator's labels (3-px boundary noise) plus the JP
+#    samples at `±k`; k = 0 is "relaxation only". Runs are cached (`vplr_arm`) and shared with
+#    the other VPLR notebooks.
 #
-# **cpu sizes**: the cpu world (96 training snippets, 128x256; the 24 validation snippets for the
-# accuracy), `k` in {0, 1, 3, 5} for mIoU (2 and 4 skipped to fit the time budget), 2 seeds,
-# 250 steps of batch 8 on 96x96 crops.
+# `k` counts frames at the regime's 6 fps; cpu trains k in {0, 1, 3, 5} with 4 seeds.
 
 # %% tags=["parameters"]
 profile = "smoke"
-ks = None          # None: the profile's lengths for mIoU (smoke [0, 1, 2], cpu [0, 1, 3, 5], gpu 0..5)
-seeds = None       # None: the profile's seeds (smoke [0], cpu [0, 1])
-steps = None       # None: the profile's steps (cpu: 250)
+ks = None          # None: the profile's lengths for mIoU (smoke [0, 1, 2], cpu/gpu/paper [0, 1, 3, 5])
+seeds = None       # None: the profile's seeds (smoke [0, 1], cpu/gpu/paper [0, 1, 2, 3])
+jobs = None        # None: processes of one thread each (smoke 1, else 2); does not change results
 k_max = 5          # label accuracy is measured at +-1..+-k_max
-quality_clips = None  # None: all validation snippets (smoke 2)
 
 # %%
+import dataclasses
 import time
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from paperlib import engine
-from paperlib.data import get_dataset, world_splits
 from paperlib.data.synthetic import SyntheticWorld
-from paperlib.data.transforms import build_eval_transform
-from paperlib.propagation import dis_flows, exact_flow, flow_motion, model_motion, motion_model_for, propagate
-from paperlib.propagation import propagated_train_set
-from paperlib.propagation.quality import clip_quality, soft_propagate
-from paperlib.propagation.analysis import recipe_text, vplr_config
+from paperlib.propagation import dis_flows, exact_flow, flow_motion, model_motion, propagate
+from paperlib.propagation.experiments import LABELLED, motion_model, profile_setup, run_arms
+from paperlib.propagation.quality import clip_quality
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 
 STARTED = time.time()
@@ -85,23 +83,16 @@ def k_range(v):
 
 
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "ks": lengths_or_none, "seeds": int_list_or_none,
-           "steps": positive_or_none, "k_max": k_range, "quality_clips": (int, type(None))}
+           "jobs": positive_or_none, "k_max": k_range}
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
-if quality_clips is not None and quality_clips < 1:
-    raise ValueError(f"quality_clips must be >= 1 or None, got {quality_clips}")
-
-SCALE = {"smoke": dict(ks=[0, 1, 2], seeds=[0], quality_clips=2),
-         "cpu": dict(ks=[0, 1, 3, 5], seeds=[0, 1], quality_clips=None),
-         "gpu": dict(ks=[0, 1, 2, 3, 4, 5], seeds=[0, 1, 2], quality_clips=None),
-         "paper": dict(ks=[0, 1, 2, 3, 4, 5], seeds=[0], quality_clips=None)}[profile]
-KS, SEEDS = sorted(ks or SCALE["ks"]), list(seeds or SCALE["seeds"])
-# cpu: 250 steps on 96x96 crops (the VPLR recipe); fails fast, naming a bad parameter
-base = vplr_config(profile, "vplr_fig5", steps, loss="relaxation")
-n_val = world_splits(base.world_clips)["val"]
-N_QUALITY = min(quality_clips or SCALE["quality_clips"] or n_val, n_val)
-params.update(ks=KS, seeds=SEEDS, quality_clips=N_QUALITY, config=base.to_dict())
-print(f"mIoU: k in {KS}, seeds {SEEDS}, {base.model} width {base.model_width}, {base.steps} steps, crop "
-      f"{base.crop_size}, loss {base.loss}; label accuracy: {N_QUALITY} validation snippets, k = ±1..±{k_max}")
+params.pop("jobs")  # how many processes ran it is not part of the result
+REGIME, SEEDS, JOBS = profile_setup(profile, seeds, jobs)
+KS = sorted(ks or ([0, 1, 2] if profile == "smoke" else [0, 1, 3, 5]))
+#: method -> arm pattern (``experiments.Arm``): annotator's labels, relaxation, JP
+TRAIN = {"learned MV (VRec)": "jp+-{k}:vrec|noisy|relax", "DIS flow": "jp+-{k}:dis|noisy|relax"}
+params.update(ks=KS, seeds=SEEDS, regime=dataclasses.asdict(REGIME))
+print(REGIME.describe())
+print(f"mIoU: k in {KS}, seeds {SEEDS}; label accuracy: {REGIME.val_clips} held-out snippets, k = ±1..±{k_max}")
 
 # %% [markdown]
 # ## Propagated-label accuracy vs k
@@ -109,16 +100,16 @@ print(f"mIoU: k in {KS}, seeds {SEEDS}, {base.model} width {base.model_width}, {
 # them), rendered with their exact flow; the labelled frame is frame 19 of 30, as in the export.
 
 # %%
-G = {"VRec": motion_model_for(base, "vrec"), "VPred": motion_model_for(base, "vpred")}
-world = SyntheticWorld(base.world_domain, size=base.world_image_size, seed=base.seed)
-START = 19
+G = {"VRec": motion_model(REGIME, "vrec"), "VPred": motion_model(REGIME, "vpred")}
+world = SyntheticWorld(REGIME.domain, size=REGIME.size, seed=REGIME.world_seed, fps=REGIME.fps)
+START = LABELLED
 MOTIONS = {"learned (VRec)": lambda c: model_motion(G["VRec"], c.frames, dis_flows(c.frames)),
            "learned (VPred)": lambda c: model_motion(G["VPred"], c.frames, dis_flows(c.frames)),
            "DIS flow": lambda c: flow_motion(dis_flows(c.frames)),
            "exact flow": lambda c: flow_motion(exact_flow(c))}
 pooled, per_clip, clips = {}, [], []
-for i in tqdm(range(N_QUALITY), desc="validation snippets"):
-    clip = world.clip(base.world_clips + i, 30, flow=True)
+for i in tqdm(range(REGIME.val_clips), desc="held-out snippets"):
+    clip = world.clip(1000 + i, REGIME.length, flow=True)  # the regime's held-out snippets, with flow
     clips.append(clip)
     for motion, make in MOTIONS.items():
         for (pairing, off), q in clip_quality(clip.frames, clip.labels, START, k_max, make(clip)).items():
@@ -139,20 +130,14 @@ acc.pivot_table(index=["pairing", "motion"], columns="k", values="accuracy").rou
 # Label relaxation in every run; k = 0 ("relaxation only") is the real set alone.
 
 # %%
-val_set = get_dataset(base, base.val_split, build_eval_transform())
-TRAIN = {"learned MV (VRec)": dict(motion="vrec", motion_model=G["VRec"]), "DIS flow": dict(motion="flow")}
-sets = {("relaxation only", 0): propagated_train_set(base, k=0)}
-sets.update({(name, k): propagated_train_set(base, joint=True, k=k, **opts)
-             for name, opts in TRAIN.items() for k in KS if k > 0})
-rows = []
-for (name, k), s in tqdm([(key, s) for key in sets for s in SEEDS], desc="trainings"):
-    cfg = base.replace(seed=s, name=f"vplr_fig5_{k}_{s}")
-    out = engine.train(cfg, train_set=sets[(name, k)], val_set=val_set)
-    for method in (TRAIN if k == 0 else [name]):
-        rows.append({"method": method, "k": k, "seed": s, "mIoU": 100 * out["metrics"]["miou"]})
-    print(f"{name:18s} k=±{k} seed {s}: mIoU {100 * out['metrics']['miou']:.2f} ({out['wall_time']:.0f} s)")
+ARMS = {(m, k): pat.format(k=k) for m, pat in TRAIN.items() for k in KS if k > 0}
+runs = {(r["arm"], r["seed"]): r for r in run_arms(REGIME, ["noisy|relax"] + list(ARMS.values()), SEEDS, jobs=JOBS)}
+rows = [{"method": m, "k": k, "seed": s,
+         **{c: runs[("noisy|relax" if k == 0 else ARMS[(m, k)], s)].get(c, np.nan)
+            for c in ("mIoU", "boundary_acc", "prop_acc")}}
+        for m in TRAIN for k in KS for s in SEEDS]
 table = pd.DataFrame(rows)
-agg = table.groupby(["method", "k"], sort=False)["mIoU"].agg(["mean", "std"]).reset_index()
+agg = table.groupby(["method", "k"], sort=False)["mIoU"].agg(["mean", "sem"]).reset_index()
 agg.pivot(index="method", columns="k", values="mean").round(2)
 
 # %%
@@ -172,7 +157,7 @@ for ax, title in zip(axes[:2], ("LP: propagated label vs the real frame's label"
     ax.set_ylabel("pixel accuracy (%)")
     ax.legend(fontsize=8)
 for method, g in agg.groupby("method", sort=False):
-    axes[2].errorbar(g.k, g["mean"], yerr=g["std"].fillna(0), marker="o", capsize=3, color=COL[method],
+    axes[2].errorbar(g.k, g["mean"], yerr=g["sem"].fillna(0), marker="o", capsize=3, color=COL[method],
                      label=f"relaxation + {method}")
 axes[2].axhline(agg[agg.k == 0]["mean"].iloc[0], color="k", ls="--", lw=1, label="relaxation only (k = 0)")
 axes[2].set_title(f"Fig. 5b: mIoU vs propagation length ({profile}, {len(SEEDS)} seed(s))", fontsize=10)
@@ -182,7 +167,8 @@ axes[2].legend(fontsize=8)
 plt.tight_layout()
 save_figure(fig, "vplr", "fig5b", profile=profile, params=params, seeds=SEEDS, started=STARTED,
             notes="Left/middle: propagated-label accuracy vs k per motion (error bars: std over snippets). "
-                  "Right: mIoU vs k with learned motion vectors vs DIS flow, boundary relaxation in every run.")
+                  "Right: mIoU vs k with learned motion vectors vs DIS flow (± SE over seeds), boundary relaxation "
+                  "in every run. " + REGIME.describe())
 
 # %% [markdown]
 # ## Figure 5a-style: what each motion does to a frame and its label
@@ -270,17 +256,18 @@ claims.show(CLAIMS_ACC);
 # with its claims.
 
 # %%
-notes = (recipe_text(base, "boundary relaxation") + " plus "
-         f"the JP samples at +-k. Learned MV: MotionNet (reconstruction, width {G['VRec'].info['width']}, "
-         f"{G['VRec'].info['steps']} steps). Seeds {SEEDS}. The paper reports this figure only as a plot.")
+notes = (REGIME.describe() + f". Labels: the world annotator's ({REGIME.noise_px:g}-px boundary noise); boundary "
+         f"relaxation ({dict(REGIME.relax)}) in every run; the labelled frames plus the JP samples at ±k. Learned MV: "
+         f"the regime's MotionNet (reconstruction, width {REGIME.motion_width:g}, {REGIME.motion_steps} steps, DIS input "
+         "flow). prop_acc: the training set's propagated labels against the world's truth. Seeds: initialisation and "
+         "sample order. The paper reports this figure only as a plot.")
 write_table(table, "vplr", "fig5b", profile=profile, params=params, seeds=SEEDS, started=STARTED, notes=notes,
-            by=["method", "k"], value_cols=["mIoU"], data_fingerprint=sets[("relaxation only", 0)].fingerprint(),
-            claims=CLAIMS)
-write_table(acc, "vplr", "fig5b_label_accuracy", profile=profile, params=params, seeds=[base.seed],
+            by=["method", "k"], value_cols=["mIoU", "boundary_acc", "prop_acc"], claims=CLAIMS)
+write_table(acc, "vplr", "fig5b_label_accuracy", profile=profile, params=params, seeds=[0],
             started=STARTED, by=["motion", "pairing", "k"], claims=CLAIMS_ACC,
-            notes=f"Propagated labels of {N_QUALITY} validation snippets (frame {START} of 30) scored against the "
-                  f"world's clean labels (see the vplr_label_quality notebook for the definitions). No paper "
-                  f"reports these numbers.")
+            notes=f"Propagated labels of the regime's {REGIME.val_clips} held-out snippets (frame {START} of "
+                  f"{REGIME.length}) scored against the world's clean labels (see the vplr_label_quality notebook "
+                  "for the definitions). No paper reports these numbers. " + REGIME.describe())
 
 # %%
 print(f"done in {time.time() - STARTED:.0f} s")
