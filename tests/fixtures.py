@@ -7,6 +7,7 @@ tests may reuse them (``from fixtures import write_cityscapes``).
 from __future__ import annotations
 
 import json
+import os
 import zlib
 from pathlib import Path
 
@@ -17,6 +18,14 @@ from PIL import Image
 from paperlib.data.labels import CITYSCAPES_ID_TO_TRAINID, CITYSCAPES_TRAINID_TO_ID
 
 SIZE = (16, 32)  # (H, W)
+
+
+def real_camvid() -> Path:
+    """Real CamVid for the tests that need it: ``$PAPERLIB_CAMVID``, else ``../shared/datasets/camvid``
+    beside the checkout (those tests skip when it is absent)."""
+    env = os.environ.get("PAPERLIB_CAMVID")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets" / "camvid"
+
 #: Cityscapes labelIds whose train id is 255 (unlabeled, ego vehicle, static, parking, guard rail)
 CITYSCAPES_VOID_IDS = (0, 1, 4, 9, 14)
 

@@ -2,7 +2,6 @@
 plus the real CamVid when ``../shared/datasets/camvid`` (or ``$PAPERLIB_CAMVID``) exists."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -114,16 +113,10 @@ CAMVID_README_FREQ = {"sky": .169, "building": .233, "pole": .010, "road": .317,
                       "pedestrian": .006, "bicyclist": .003, "void": .040}
 
 
-def real_camvid() -> Path:
-    env = os.environ.get("PAPERLIB_CAMVID")
-    repo = Path(__file__).resolve().parents[1]
-    return Path(env) if env else repo.parent / "shared/datasets/camvid"
-
-
-@pytest.mark.skipif(not real_camvid().is_dir(),
-                    reason=f"real CamVid not found at {real_camvid()} (set PAPERLIB_CAMVID)")
+@pytest.mark.skipif(not fx.real_camvid().is_dir(),
+                    reason=f"real CamVid not found at {fx.real_camvid()} (set PAPERLIB_CAMVID)")
 def test_real_camvid_sizes_and_class_frequencies():
-    root = real_camvid()
+    root = fx.real_camvid()
     sizes = {s: len(CamVid(root, s)) for s in ("train", "val", "test")}
     assert sizes == {"train": 367, "val": 101, "test": 233}
     ds = CamVid(root, "train")

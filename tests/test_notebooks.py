@@ -3,15 +3,14 @@ batch job uses), writing its tables and figures to a temporary output root."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
+from fixtures import real_camvid
 from paperlib import repro
 
 NOTEBOOKS = [nb["name"] for nb in repro.list_notebooks()]
-CAMVID = Path(os.environ.get("PAPERLIB_CAMVID", repro.REPO_ROOT.parent / "shared" / "datasets" / "camvid"))
+CAMVID = real_camvid()
 
 
 def _run(name, tmp_path, **overrides):

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from fixtures import real_camvid
 from paperlib.propagation import experiments as X
 
 @pytest.fixture(autouse=True)
@@ -110,3 +111,30 @@ def test_profile_setup_gives_the_cpu_regime_four_seeds_and_two_processes():
     assert X.profile_setup("cpu") == (X.CPU_REGIME, [0, 1, 2, 3], 2)
     assert X.profile_setup("smoke", seeds=[5], jobs=3) == (X.SMOKE_REGIME, [5], 3)
     assert X.CPU_REGIME.width == 64 and X.CPU_REGIME.noise_px == 3.0  # the regime the calibration chose
+
+
+def test_frame_set_serves_centroid_crops_and_another_label_set():
+    frames = [np.full((4, 4, 3), i, np.uint8) for i in range(2)]
+    labels = [np.zeros((4, 4), np.uint8), np.ones((4, 4), np.uint8)]
+    ds = X.FrameSet(frames, labels, classes=("a", "b", "c"))
+    assert ds.num_classes == 3 and ds.class_names == ("a", "b", "c")
+    assert X.FrameSet(frames, labels).num_classes == 19  # Cityscapes' by default
+    assert ds[(1, 2, 3)]["centroid"] == (2, 3) and "centroid" not in ds[(1, -1, -1)]
+    changed = X.FrameSet(frames, [labels[0], np.zeros((4, 4), np.uint8)], classes=("a", "b", "c"))
+    assert ds.fingerprint() != changed.fingerprint()
+    assert ds.fingerprint() == X.FrameSet(frames, labels, classes=("a", "b", "c")).fingerprint()
+
+
+CAMVID = real_camvid()
+
+
+@pytest.mark.skipif(not (CAMVID / "train").is_dir(), reason=f"real CamVid not found at {CAMVID}")
+def test_camvid_rows_train_on_real_camvid_and_are_cached(monkeypatch):
+    frames = X.camvid_frames(str(CAMVID), "test")
+    assert len(frames) == 233 and frames.num_classes == 11 and frames.labels[0].shape == (180, 240)
+    row = X.run_camvid_arm(TINY, str(CAMVID), "class_uniform", 0)
+    assert {f"iou_{c}" for c in frames.class_names} <= set(row) and 0 <= row["mIoU"] <= 100
+    monkeypatch.setattr(X, "score", lambda *a, **k: pytest.fail("retrained a cached CamVid row"))
+    assert X.run_camvid_arm(TINY, str(CAMVID), "class_uniform", 0)["mIoU"] == row["mIoU"]
+    with pytest.raises(ValueError, match="unknown CamVid arm"):
+        X.run_camvid_arm(TINY, str(CAMVID), "propagated", 0)
