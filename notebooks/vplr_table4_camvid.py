@@ -12,7 +12,7 @@
 
 # %%
 # paperlib: writes tables/vplr/table4, figures/vplr/table4
-# (with data_root also tables/vplr/table4_camvid and tables/vplr/table7_camvid)
+# (with data_root, instead: tables/vplr/table4_camvid, tables/vplr/table7_camvid, figures/vplr/table4_camvid)
 
 # %% [markdown]
 # # VPLR Tables 4, 7 (CamVid) and 5 (KITTI)
@@ -38,7 +38,7 @@
 #    (cross-entropy on the labelled frames), + Label Relaxation, + VRec with JP (samples at
 #    `±k`), Ours (both). The claim is gated by the calibration's oracle control at `±k`: if the
 #    world's exact labels of frames `i±k` do not help, propagated ones cannot.
-# 2. **`table4_camvid`: real CamVid, image-only rows** (when `data_root` is given): the same model
+# 2. **`table4_camvid`: real CamVid, image-only rows** (a run with `data_root`): the same model
 #    and schedule on CamVid's 367 training frames (resized by `experiments.CAMVID_SCALE`, 360x480
 #    -> 180x240 at cpu), scored on the 233 test frames: Baseline, + Label Relaxation (the release's
 #    one-hot classes mapped to CamVid: pole, sign, pedestrian, bicyclist), + Class-uniform sampling
@@ -56,7 +56,7 @@ profile = "smoke"
 seeds = None        # None: the profile's seeds (smoke [0, 1], cpu/gpu/paper [0, 1, 2, 3])
 jobs = None         # None: processes of one thread each (smoke 1, else 2); does not change results
 k = 1               # propagation length of the world rows (Table 2's best, ±1)
-data_root = None    # real CamVid (SegNet layout); None: the world rows only
+data_root = None    # None: the world rows (table4); a real CamVid folder (SegNet layout): the CamVid rows
 
 # %%
 import dataclasses
@@ -83,68 +83,65 @@ WORLD = {"Baseline": "noisy", "+ Label Relaxation": "noisy|relax", "+ VRec with 
          "Ours": f"jp+-{k}:vrec|noisy|relax"}
 #: CamVid row -> arm (``experiments.CAMVID_ARMS``)
 CAMVID = {"Baseline": "baseline", "+ Label Relaxation": "relax", "+ Class-uniform sampling": "class_uniform"}
-params.update(seeds=SEEDS, regime=dataclasses.asdict(REGIME), world_arms=WORLD,
-              camvid_arms=CAMVID if data_root else None, camvid_scale=E.CAMVID_SCALE if data_root else None)
+params.update(seeds=SEEDS, regime=dataclasses.asdict(REGIME), arms=CAMVID if data_root else WORLD)
+if data_root:
+    params.update(camvid_scale=E.CAMVID_SCALE)
 print(REGIME.describe())
-print(f"world rows {WORLD}; CamVid rows: {'from ' + data_root if data_root else 'none (data_root not given)'}; "
-      f"seeds {SEEDS}")
+print(f"{'real CamVid from ' + data_root if data_root else 'the world'}: rows {params['arms']}, seeds {SEEDS}")
 
 # %% [markdown]
-# ## 1. The world, labelled every 30th frame
-# The calibration's oracle control at `±k` (the same cached runs as `vplr_calibration`), then the
-# four rows with every seed.
-
-# %%
-CONTROLS = E.calibration_controls(REGIME, SEEDS, offsets=[k], jobs=JOBS)
-claims.show(CONTROLS)
-runs = {(r["arm"], r["seed"]): r for r in E.run_arms(REGIME, list(WORLD.values()), SEEDS, jobs=JOBS)}
-world = pd.DataFrame([{"method": name, "seed": s, "mIoU": runs[(arm, s)]["mIoU"],
-                       "boundary accuracy": runs[(arm, s)]["boundary_acc"], "thin IoU": runs[(arm, s)]["thin_iou"]}
-                      for name, arm in WORLD.items() for s in SEEDS])
-world.groupby("method", sort=False)[["mIoU", "boundary accuracy", "thin IoU"]].agg(["mean", "sem"]).round(2)
-
-# %% [markdown]
-# ## 2. Real CamVid, image-only rows
-# Skipped without `data_root` (paperlib never needs CamVid; the committed cpu table is made with
+# ## The runs
+# On the world (no `data_root`): the calibration's oracle control at `±k` (the same cached runs as
+# `vplr_calibration`), then the four rows with every seed. On real CamVid: the three image-only
+# rows with every seed (paperlib never needs CamVid; the committed cpu tables are made with
 # `--set data_root=../shared/datasets/camvid`).
 
 # %%
-camvid = None
+ROWS = CAMVID if data_root else WORLD
 if data_root:
-    rows = E.run_camvid_arms(REGIME, data_root, list(CAMVID.values()), SEEDS, jobs=JOBS)
-    by_arm = {(r["arm"], r["seed"]): r for r in rows}
-    camvid = pd.DataFrame([{"method": name, "seed": s, "mIoU": by_arm[(arm, s)]["mIoU"],
-                            "boundary accuracy": by_arm[(arm, s)]["boundary_acc"],
-                            "thin IoU": by_arm[(arm, s)]["thin_iou"]}
-                           for name, arm in CAMVID.items() for s in SEEDS])
-    per_class = pd.DataFrame([{"class": c, "method": name, "seed": s, "IoU": by_arm[(arm, s)][f"iou_{c}"]}
-                              for name, arm in CAMVID.items() for s in SEEDS
-                              for c in E.camvid_frames(data_root, "train").class_names]
-                             + [{"class": "mIoU", "method": name, "seed": s, "IoU": by_arm[(arm, s)]["mIoU"]}
-                                for name, arm in CAMVID.items() for s in SEEDS])
-    print(camvid.groupby("method", sort=False)[["mIoU", "boundary accuracy", "thin IoU"]].agg(["mean", "sem"]).round(2))
-    print(per_class.groupby(["method", "class"], sort=False)["IoU"].mean().unstack("class").round(1))
+    CONTROLS = []
+    runs = {(r["arm"], r["seed"]): r for r in E.run_camvid_arms(REGIME, data_root, list(CAMVID.values()), SEEDS,
+                                                                 jobs=JOBS)}
+else:
+    CONTROLS = E.calibration_controls(REGIME, SEEDS, offsets=[k], jobs=JOBS)
+    claims.show(CONTROLS)
+    runs = {(r["arm"], r["seed"]): r for r in E.run_arms(REGIME, list(WORLD.values()), SEEDS, jobs=JOBS)}
+table = pd.DataFrame([{"method": name, "seed": s, "mIoU": runs[(arm, s)]["mIoU"],
+                       "boundary accuracy": runs[(arm, s)]["boundary_acc"], "thin IoU": runs[(arm, s)]["thin_iou"]}
+                      for name, arm in ROWS.items() for s in SEEDS])
+table.groupby("method", sort=False)[["mIoU", "boundary accuracy", "thin IoU"]].agg(["mean", "sem"]).round(2)
+
+# %% [markdown]
+# On CamVid, the per-class IoU (Table 7's layout).
+
+# %%
+if data_root:
+    CLASSES = E.camvid_frames(data_root, "train").class_names
+    per_class = pd.DataFrame([{"class": c, "method": name, "seed": s,
+                               "IoU": runs[(arm, s)]["mIoU" if c == "mIoU" else f"iou_{c}"]}
+                              for name, arm in CAMVID.items() for s in SEEDS for c in (*CLASSES, "mIoU")])
+    print(per_class.groupby(["method", "class"], sort=False)["IoU"].mean().unstack("class")[list(CLASSES)].round(1))
 
 # %%
 import matplotlib.pyplot as plt
 
-parts = [("world, labelled every 30th frame", world)] + ([("real CamVid, image-only", camvid)] if camvid is not None else [])
-fig, axes = plt.subplots(1, len(parts), figsize=(6.5 * len(parts), 3.8), squeeze=False)
-for ax, (title, df) in zip(axes[0], parts):
-    base = df[df.method == "Baseline"].set_index("seed")["mIoU"]
-    gain = df.assign(gain=lambda d: d["mIoU"] - d.seed.map(base))
-    methods = [m for m in df.method.drop_duplicates() if m != "Baseline"]
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+base = table[table.method == "Baseline"].set_index("seed")
+methods = [m for m in ROWS if m != "Baseline"]
+for ax, col in zip(axes, ("mIoU", "boundary accuracy")):
     for i, m in enumerate(methods):
-        g = gain[gain.method == m]["gain"]
+        g = table[table.method == m].set_index("seed")[col] - base[col]
         ax.bar(i, g.mean(), yerr=g.sem() if len(g) > 1 else 0, color="tab:blue", alpha=0.7, capsize=4)
         ax.plot(np.full(len(g), i), g, "k.", ms=4)
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xticks(range(len(methods)), methods, rotation=15, fontsize=8)
-    ax.set_ylabel("mIoU gain over Baseline (points, paired by seed)")
-    ax.set_title(f"{title} ({profile}, {len(SEEDS)} seeds)", fontsize=10)
+    ax.set_ylabel(f"{col} gain over Baseline (points)")
+    ax.set_title(f"{'real CamVid, image-only' if data_root else 'world, labelled every 30th frame'} "
+                 f"({profile}, {len(SEEDS)} seeds, paired)", fontsize=10)
 plt.tight_layout()
-save_figure(fig, "vplr", "table4", profile=profile, params=params, seeds=SEEDS, started=STARTED,
-            notes="Paired mIoU gain of each row over the baseline (bars: mean ± SE; dots: seeds). " + REGIME.describe())
+save_figure(fig, "vplr", "table4_camvid" if data_root else "table4", profile=profile, params=params, seeds=SEEDS,
+            started=STARTED, notes="Paired gain of each row over the baseline (bars: mean ± SE; dots: seeds). "
+                                   + REGIME.describe())
 
 # %% [markdown]
 # ## Claims
@@ -154,33 +151,32 @@ save_figure(fig, "vplr", "table4", profile=profile, params=params, seeds=SEEDS, 
 # noise against, and the image-only rows need no propagation).
 
 # %%
-CLAIMS = claims.evaluate(claims.declared("vplr", "table4"), world, arm="method", value="mIoU", given=CONTROLS)
+CLAIMS = claims.evaluate(claims.declared("vplr", "table4_camvid" if data_root else "table4"), table, arm="method",
+                         value="mIoU", given=CONTROLS)
 claims.show(CLAIMS)
-if camvid is not None:
-    CAMVID_CLAIMS = claims.evaluate(claims.declared("vplr", "table4_camvid"), camvid, arm="method", value="mIoU")
-    claims.show(CAMVID_CLAIMS)
 
 # %% [markdown]
 # ## Write the tables
 
 # %%
-write_table(world, "vplr", "table4", profile=profile, params=params, seeds=SEEDS, started=STARTED,
-            reference=True, by=["method"], claims=CLAIMS,
-            notes=(f"The WORLD, not CamVid (the shared CamVid has no video): {REGIME.describe()}. One labelled frame "
-                   f"per 30-frame snippet, the annotator's labels ({REGIME.noise_px:g}-px boundary noise) in every row. "
-                   f"+ VRec with JP: + JP samples at ±{k} (the regime's VRec MotionNet, trained on other world "
-                   f"snippets); + Label Relaxation: relaxation {dict(REGIME.relax)}; Ours: both. 'boundary accuracy': "
-                   "pixel accuracy within 3 px of a label edge; 'thin IoU': mean IoU of pole, traffic light, sign. "
-                   "Paper: CamVid test, WideResNet38."))
-if camvid is not None:
+if not data_root:
+    write_table(table, "vplr", "table4", profile=profile, params=params, seeds=SEEDS, started=STARTED,
+                reference=True, by=["method"], claims=CLAIMS,
+                notes=(f"The WORLD, not CamVid (the shared CamVid has no video): {REGIME.describe()}. One labelled frame "
+                       f"per 30-frame snippet, the annotator's labels ({REGIME.noise_px:g}-px boundary noise) in every row. "
+                       f"+ VRec with JP: + JP samples at ±{k} (the regime's VRec MotionNet, trained on other world "
+                       f"snippets); + Label Relaxation: relaxation {dict(REGIME.relax)}; Ours: both. 'boundary accuracy': "
+                       "pixel accuracy within 3 px of a label edge; 'thin IoU': mean IoU of pole, traffic light, sign. "
+                       "Paper: CamVid test, WideResNet38."))
+else:
     scale_note = (f"REAL CamVid (SegNet release), image-only rows: 367 training frames, scored on the 233 test "
                   f"frames, both resized by {E.CAMVID_SCALE:g}; {REGIME.model} width {REGIME.width}, {REGIME.steps} "
                   f"steps of batch {REGIME.batch} on {REGIME.crop[0]}x{REGIME.crop[1]} crops ({REGIME.optimizer} "
-                  f"lr {REGIME.lr:g}). + Label Relaxation: {dict(REGIME.relax)} with CamVid's pole, sign, pedestrian, "
-                  "bicyclist one-hot; + Class-uniform sampling: half of each epoch's crops around per-tile class "
+                  f"lr {REGIME.lr:g}). + Label Relaxation: window {dict(REGIME.relax)['window']}, CamVid's pole, sign, "
+                  "pedestrian and bicyclist kept one-hot (the release's strict classes); + Class-uniform sampling: half of each epoch's crops around per-tile class "
                   "centroids. ")
-    write_table(camvid, "vplr", "table4_camvid", profile=profile, params=params, seeds=SEEDS, started=STARTED,
-                reference="vplr/table4", by=["method"], claims=CAMVID_CLAIMS,
+    write_table(table, "vplr", "table4_camvid", profile=profile, params=params, seeds=SEEDS, started=STARTED,
+                reference="vplr/table4", by=["method"], claims=CLAIMS,
                 notes=scale_note + "'thin IoU': mean IoU of pole, sign, fence, pedestrian, bicyclist. The paper's "
                                    "Baseline (79.8) is without samples and relaxation; its Ours (81.7) needs video.")
     write_table(per_class, "vplr", "table7_camvid", profile=profile, params=params, seeds=SEEDS, started=STARTED,
