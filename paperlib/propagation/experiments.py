@@ -34,6 +34,10 @@ cost); the sample stream is a fixed-length epoch over the arm's frames (``FrameS
 with 4 or 12 frames see the same number of batches. Evaluation is on held-out snippets (world
 clips from index 1000), several labelled frames each, on whole frames: mIoU, per-class IoU and
 boundary accuracy (pixels within 3 px of a label edge, ``quality.boundary_mask``).
+
+Tables 4 / 7 (CamVid) add image-only rows on *real* CamVid (``run_camvid_arm``: baseline, boundary
+relaxation, class-uniform sampling at the regime's model and schedule); the shared CamVid copy has
+no video, so its propagation rows are the world's (one labelled frame per 30-frame snippet).
 """
 from __future__ import annotations
 
