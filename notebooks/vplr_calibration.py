@@ -108,7 +108,7 @@ for k in OFFSETS:
 # plateau).
 
 # %%
-rows = run_arms(REGIME, ARMS, SEEDS, jobs=JOBS, curve_every=max(REGIME.steps // 6, 1))
+rows = run_arms(REGIME, ARMS, SEEDS, jobs=JOBS, curve_every=REGIME.curve_every)
 runs = control_frame(rows)
 MEASURES = ["mIoU", "boundary_acc", "fit_mIoU", "thin_iou", "iou_pole", "iou_traffic_light", "iou_traffic_sign"]
 summary = runs.groupby("arm", sort=False)[MEASURES].agg(["mean", "std"]).round(2)

@@ -241,7 +241,7 @@ PROP = [k for k in KS if k > 0]
 TREND = gap_trend(table, L, D, arm="method", min_x=1)
 ORACLE_ARMS = {0: "baseline", **{k: f"oracle+-{k}" for k in PROP}}
 oracle_runs = {(r["arm"], r["seed"]): r for r in run_arms(REGIME, list(ORACLE_ARMS.values()), SEEDS, jobs=JOBS,
-                                                           curve_every=max(REGIME.steps // 6, 1))}  # cached
+                                                           curve_every=REGIME.curve_every)}  # cached
 oracle = pd.DataFrame([{"method": "oracle (exact labels)", "k": k, "seed": s,
                         **{c: oracle_runs[(a, s)].get(c, np.nan) for c in ("mIoU", "boundary_acc")}}
                        for k, a in ORACLE_ARMS.items() for s in SEEDS])

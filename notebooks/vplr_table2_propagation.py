@@ -120,7 +120,7 @@ plt.tight_layout()
 # %%
 ARMS = {(m, k): pat.format(k=k) for m, pat in METHODS.items() for k in KS}
 rows = run_arms(REGIME, ["baseline"] + list(ARMS.values()), SEEDS, jobs=JOBS,
-                curve_every=max(REGIME.steps // 6, 1))
+                curve_every=REGIME.curve_every)
 by_arm = {(r["arm"], r["seed"]): r for r in rows}
 COLS = ["mIoU", "boundary_acc", "prop_acc", "prop_boundary_acc"]
 records = []

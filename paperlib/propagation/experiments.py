@@ -44,7 +44,6 @@ from __future__ import annotations
 import dataclasses
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -104,6 +103,12 @@ class Regime:
                                   scale=self.scale, optimizer=self.optimizer,
                                   seed=int(seed), world_image_size=self.size, progress=False,
                                   eval_every=eval_every, **loss)
+
+    @property
+    def curve_every(self) -> int:
+        """Steps between the baseline's held-out evaluations (its training curve: the plateau). One
+        value for every notebook: it is part of the cached baseline run's key."""
+        return max(self.steps // 6, 1)
 
     def describe(self) -> str:
         (h, w), (ch, cw) = self.size, self.crop
@@ -450,7 +455,7 @@ def calibration_controls(regime: Regime, seeds: Sequence[int], offsets: Sequence
     ``regime``: the same runs as ``vplr_calibration`` (cached, so free once it ran), for notebooks
     whose claims depend on them (``claims.evaluate(..., given=...)``)."""
     from .. import claims
-    rows = run_arms(regime, control_arms(offsets), seeds, jobs=jobs, curve_every=max(regime.steps // 6, 1),
+    rows = run_arms(regime, control_arms(offsets), seeds, jobs=jobs, curve_every=regime.curve_every,
                     progress=progress)
     wanted = [c for c in claims.declared("vplr", "calibration")
               if not c.id.startswith("cal_oracle_k") or int(c.id[len("cal_oracle_k"):]) in offsets]
@@ -564,9 +569,6 @@ def run_camvid_arm(regime: Regime, root: str, arm: str, seed: int, cache: bool =
 def run_camvid_arms(regime: Regime, root: str, arms: Sequence[str], seeds: Sequence[int], jobs: int = 1,
                     progress: bool = True) -> list[dict]:
     """``run_camvid_arm`` for every (arm, seed), in ``jobs`` processes of one thread each, in order."""
-    from ..data import DatasetError
-    if not (Path(root) / "train").is_dir():
-        raise DatasetError(f"CamVid not found under {root}: expected train/, trainannot/, test/, testannot/")
     camvid_frames(str(root), "train"), camvid_frames(str(root), "test")  # read once, before forking
     return _run_all(run_camvid_arm, [(regime, str(root), a, s) for s in seeds for a in arms], jobs,
                     "vplr camvid runs", progress)
