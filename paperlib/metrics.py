@@ -175,3 +175,46 @@ def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _nanmean(x: np.ndarray) -> float:
     x = np.asarray(x, dtype=np.float64)
     return float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
+
+
+# --- Boundary F-score ---------------------------------------------------------------------------
+def label_edges(label: np.ndarray, ignore_index: int = 255) -> np.ndarray:
+    """Pixels of an (H, W) label map whose right or lower neighbour has another label (both not
+    ``ignore_index``), marked on both sides of the edge: a one- or two-pixel-wide contour."""
+    lab = np.asarray(label)
+    valid = lab != ignore_index
+    edge = np.zeros(lab.shape, dtype=bool)
+    for a, b in ((np.s_[:, :-1], np.s_[:, 1:]), (np.s_[:-1, :], np.s_[1:, :])):
+        d = (lab[a] != lab[b]) & valid[a] & valid[b]
+        edge[a] |= d
+        edge[b] |= d
+    return edge
+
+
+def boundary_match_counts(pred, target, tol: int = 2, ignore_index: int = 255) -> np.ndarray:
+    """The counts behind the boundary F-score of one frame (Csurka et al., BMVC 2013):
+    ``[predicted edge pixels within tol of a true edge, predicted edge pixels, true edge pixels
+    within tol of a predicted edge, true edge pixels]``. Distances are Chebyshev (a
+    ``(2 tol + 1)``-square neighbourhood); predictions on ignored pixels count nothing.
+    Sum the counts over frames and pass them to :func:`boundary_f_score`."""
+    import cv2
+    p, t = np.asarray(pred).astype(np.int64), np.asarray(target).astype(np.int64)
+    if p.shape != t.shape or p.ndim != 2:
+        raise ValueError(f"boundary_match_counts: pred {p.shape} and target {t.shape} must be equal (H, W)")
+    p = np.where(t == ignore_index, ignore_index, p)
+    ep, et = label_edges(p, ignore_index), label_edges(t, ignore_index)
+    kernel = np.ones((2 * int(tol) + 1,) * 2, np.uint8)
+    near_t = cv2.dilate(et.astype(np.uint8), kernel).astype(bool)
+    near_p = cv2.dilate(ep.astype(np.uint8), kernel).astype(bool)
+    return np.array([(ep & near_t).sum(), ep.sum(), (et & near_p).sum(), et.sum()], dtype=np.int64)
+
+
+def boundary_f_score(counts: Sequence[int]) -> float:
+    """F = 2PR / (P + R) from summed :func:`boundary_match_counts` (P: share of predicted edge
+    pixels near a true edge, R: share of true edge pixels near a predicted edge); NaN without
+    edges, 0 when nothing matches."""
+    hit_p, n_p, hit_t, n_t = (int(c) for c in counts)
+    if n_p == 0 or n_t == 0:
+        return float("nan")
+    precision, recall = hit_p / n_p, hit_t / n_t
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)

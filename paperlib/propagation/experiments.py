@@ -42,7 +42,6 @@ no video, so its propagation rows are the world's (one labelled frame per 30-fra
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from typing import TYPE_CHECKING, Sequence
 
@@ -52,6 +51,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from ..data.labels import CITYSCAPES_CLASSES, IGNORE_INDEX
+from ..pool import run_all
 from .quality import boundary_mask
 
 if TYPE_CHECKING:
@@ -462,29 +462,12 @@ def calibration_controls(regime: Regime, seeds: Sequence[int], offsets: Sequence
     return claims.evaluate(wanted, control_frame(rows), arm="arm", value="mIoU")
 
 
-def _one(task) -> dict:
-    torch.set_num_threads(1)
-    fn, args = task
-    return fn(*args)
-
-
-def _run_all(fn, tasks: Sequence[tuple], jobs: int, desc: str, progress: bool) -> list[dict]:
-    """``fn(*t)`` for every task, in ``jobs`` forked processes of one thread each, in order."""
-    from ..progress import tqdm
-    if jobs <= 1:
-        return [fn(*t) for t in tqdm(tasks, desc=desc, disable=not progress)]
-    import multiprocessing as mp
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork")) as pool:
-        return list(tqdm(pool.map(_one, [(fn, t) for t in tasks]), total=len(tasks), desc=desc,
-                         disable=not progress))
-
-
 def run_arms(regime: Regime, arms: Sequence[str], seeds: Sequence[int], jobs: int = 1,
              curve_every: int = 0, progress: bool = True) -> list[dict]:
     """``run_arm`` for every (arm, seed), in ``jobs`` processes of one thread each; rows in the
     order asked. The clips are rendered once per process."""
     tasks = [(regime, a, s, curve_every if a == "baseline" else 0) for s in seeds for a in arms]
-    return _run_all(run_arm, tasks, jobs, "vplr runs", progress)
+    return run_all(run_arm, tasks, jobs, "vplr runs", progress)
 
 
 # --- Tables 4 / 7: real CamVid, image-only rows -----------------------------------------------
@@ -570,5 +553,5 @@ def run_camvid_arms(regime: Regime, root: str, arms: Sequence[str], seeds: Seque
                     progress: bool = True) -> list[dict]:
     """``run_camvid_arm`` for every (arm, seed), in ``jobs`` processes of one thread each, in order."""
     camvid_frames(str(root), "train"), camvid_frames(str(root), "test")  # read once, before forking
-    return _run_all(run_camvid_arm, [(regime, str(root), a, s) for s in seeds for a in arms], jobs,
+    return run_all(run_camvid_arm, [(regime, str(root), a, s) for s in seeds for a in arms], jobs,
                     "vplr camvid runs", progress)
