@@ -66,9 +66,10 @@ class Arm:
     hdc: str | None = None     # an HDC variant of backbones.hdc_block_rates (None: standard 2, 4)
     scheme: str = "random"
 
-    def model_options(self, depth: int) -> dict:
-        opts = {"depth": depth, "head": self.head, "cell": self.cell, "rates": ASPP[self.aspp],
-                "output_stride": self.ds}
+    def model_options(self, depth: int, rate_scale: float = 1.0) -> dict:
+        """The ``deeplabv2_resnet101`` options; ASPP rates times ``rate_scale`` (rounded, >= 1)."""
+        rates = tuple(max(1, round(r * rate_scale)) for r in ASPP[self.aspp])
+        opts = {"depth": depth, "head": self.head, "cell": self.cell, "rates": rates, "output_stride": self.ds}
         if self.hdc:
             opts["hdc"] = self.hdc
         return opts
@@ -127,11 +128,20 @@ class Regime:
             batch = max(1, round(self.batch * (self.patch_sizes()["crop"] / self.patch_sizes()["patch"]) ** 2))
         return config_from_params(
             "cpu", name=name, model="deeplabv2_resnet101", model_width=self.width,
-            model_options=arm.model_options(self.depth), world_image_size=self.size, world_clips=self.clips,
+            model_options=arm.model_options(self.depth, self.rate_scale), world_image_size=self.size, world_clips=self.clips,
             world_domain=self.domain, world_seed=self.world_seed + (1 if pretrain else 0),
             steps=self.pre_steps if pretrain else self.steps, batch_size=batch,
             crop_size=self.pre_crop if pretrain else self.crop, scale=self.scale, optimizer=self.optimizer,
             lr=self.lr, seed=int(seed), progress=False, eval_every=eval_every)
+
+    @property
+    def rate_scale(self) -> float:
+        """ASPP rates are the paper's times ``crop / 544``: our training crop over the paper's, so
+        every branch sees the same share of the training feature map as in the paper (544-px crops,
+        a 68x68 map at stride 8; at 128-px crops the map is 16x16 and rates 6..24 become 1, 3, 4, 6,
+        ASPP 6's 30, 36 become 7, 8). Unscaled, the 18- and 24-rate taps would read only padding in
+        training and untrained weights at evaluation."""
+        return self.crop[0] / 544
 
     def patch_sizes(self) -> dict:
         """Table 1's patch sizes at this frame size (the paper's scaled by H / 1024, multiples of 16)."""
