@@ -38,13 +38,17 @@ the backbone (there is one, as the paper's ImageNet weights are one).
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from .pool import run_all
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Cityscapes train ids of the thin classes (pole, traffic light, traffic sign).
 THIN = (5, 6, 7)
@@ -171,23 +175,102 @@ def profile_setup(profile: str, seeds=None, jobs=None) -> tuple[Regime, list[int
             int(jobs or (1 if profile == "smoke" else 2)))
 
 
-def datasets(regime: Regime, pretrain: bool = False) -> tuple:
-    """The world's raw training frames and normalised held-out frames (``pretrain``: the backbone's world)."""
+#: CamVid's thin classes (pole, sign/symbol), as in the earlier DUC/HDC CamVid tables.
+CAMVID_THIN = (2, 6)
+
+
+class Data:
+    """The frames an arm is fine-tuned and scored on: the regime's world (``root`` None) or real
+    CamVid under ``root`` (SegNet layout; 367 training frames, scored on the 233 test frames), resized
+    to the world's frame height so that crops, patch sizes and ASPP rates are the world's."""
+
+    def __init__(self, root=None):
+        from pathlib import Path
+        if root is not None and not (Path(root) / "train").is_dir():
+            raise FileNotFoundError(f"data_root={str(root)!r}: no CamVid train/ folder there (SegNet layout)")
+        self.root = None if root is None else str(root)
+
+    @property
+    def suffix(self) -> str:
+        """Table / figure name suffix: "" (world) or "_camvid"."""
+        return "" if self.root is None else "_camvid"
+
+    @property
+    def thin(self) -> tuple[int, ...]:
+        return THIN if self.root is None else CAMVID_THIN
+
+    def class_names(self) -> tuple[str, ...]:
+        from .data.labels import CITYSCAPES_CLASSES
+        if self.root is None:
+            return tuple(CITYSCAPES_CLASSES)
+        from .data.datasets import CamVid
+        return tuple(CamVid.class_names)
+
+    @property
+    def thin_names(self) -> list[str]:
+        names = self.class_names()
+        return [names[c] for c in self.thin]
+
+    def describe(self) -> str:
+        return "the world" if self.root is None else "real CamVid (train 367 / test 233, resized to 256 rows)"
+
+    def sets(self, regime: Regime, pretrain: bool = False) -> tuple:
+        """Raw training frames (before ``prescale``) and normalised held-out frames (``pretrain``:
+        the backbone's world)."""
+        return _sets(regime, self.root, pretrain)
+
+    def prescale(self, regime: Regime) -> float:
+        """The fixed resize of the raw training frames (1 for the world)."""
+        return 1.0 if self.root is None else camvid_scale(regime)
+
+    def fingerprint(self, regime: Regime) -> str:
+        raw, val = self.sets(regime)
+        return (raw.fingerprint()[:16] + val.fingerprint()[:16])
+
+    def key(self, regime: Regime) -> dict:
+        """What identifies the data in a cached run's key (world: the regime says it all)."""
+        return {} if self.root is None else {"camvid": self.fingerprint(regime)}
+
+    def config(self, cfg):
+        return cfg if self.root is None else cfg.replace(dataset="camvid", data_root=self.root,
+                                                           num_classes=len(self.class_names()))
+
+
+WORLD = Data()
+
+
+@lru_cache(maxsize=4)
+def _sets(regime: Regime, root, pretrain: bool) -> tuple:
     from .data import get_dataset
-    from .data.transforms import build_eval_transform
-    cfg = regime.config(0, "duchdc_data", pretrain=pretrain)
-    return get_dataset(cfg, cfg.train_split, None), get_dataset(cfg, cfg.val_split, build_eval_transform())
+    from .data.transforms import Compose, Normalize, build_eval_transform, scale_item
+    if root is None:
+        cfg = regime.config(0, "duchdc_data", pretrain=pretrain)
+        return get_dataset(cfg, cfg.train_split, None), get_dataset(cfg, cfg.val_split, build_eval_transform())
+    from .data.datasets import build_dataset
+    s = camvid_scale(regime)
+
+    def resize(it):
+        return scale_item(it, s)
+    return (build_dataset("camvid", root, "train", None),
+            build_dataset("camvid", root, "test", Compose([resize, Normalize()])))
 
 
-def train_set(regime: Regime, arm: Arm, raw):
-    """The training set of ``arm``: the regime's random scale + crop, or one of Table 1's schemes."""
+def camvid_scale(regime: Regime) -> float:
+    """CamVid's 360x480 frames are resized by this to the world's frame height."""
+    return regime.size[0] / 360
+
+
+def train_set(regime: Regime, arm: Arm, raw, prescale: float = 1.0):
+    """The training set of ``arm`` from raw frames resized by ``prescale``: the regime's random
+    scale + crop, or one of Table 1's schemes."""
     from .data.patches import build_patch_dataset
-    from .data.transforms import Compose, build_train_transform
+    from .data.transforms import Compose, build_train_transform, scale_item
     if arm.scheme == "random":
         recipe = build_train_transform(regime.crop, scale=regime.scale, flip=True, fast=False)
-        return _Transformed(raw, Compose(recipe.transforms))
+        pre = [lambda it: scale_item(it, prescale)] if prescale != 1.0 else []
+        return _Transformed(raw, Compose(pre + list(recipe.transforms)))
     scheme = {"patch_random": "random"}.get(arm.scheme, arm.scheme)
-    return build_patch_dataset(raw, scheme, multiple=16)
+    return build_patch_dataset(raw, scheme, multiple=16, prescale=prescale)
 
 
 class _Transformed(torch.utils.data.Dataset):
@@ -255,7 +338,7 @@ def backbone(regime: Regime, progress: bool = False):
     cfg = regime.config(0, "duchdc_backbone", pretrain=True, eval_every=every).replace(progress=progress)
 
     def build():
-        raw, val = datasets(regime, pretrain=True)
+        raw, val = WORLD.sets(regime, pretrain=True)
         torch.manual_seed(0)
         curve = []
         out = engine.train(cfg, train_set=_Transformed(raw, _pretrain_transform(regime)), val_set=val,
@@ -274,18 +357,15 @@ def _pretrain_transform(regime: Regime):
     return Compose(build_train_transform(regime.pre_crop, scale=regime.scale, flip=True, fast=False).transforms)
 
 
-def run_arm(regime: Regime, name: str, seed: int, cache: bool = True) -> dict:
-    """Fine-tune arm ``name`` (``ARMS``) from the regime's backbone with ``seed`` and score it on
-    the held-out frames (``score``) with its held-out curve (``regime.curve_points`` evaluations).
-    Cached (kind ``duchdc_arm``, keyed by the regime, the arm's *spec* -- so tables sharing a model
-    share its run -- and the seed). Returns the row ``{arm, seed, mIoU, thin mean, ...}``."""
+def _arm(regime: Regime, name: str, seed: int, data: Data = WORLD, cache: bool = True):
+    """The cached role of one arm run: ``(fine-tuned model, {"row": ...})``."""
     from . import engine, models
     from .cache import cached
     if name not in ARMS:
         raise ValueError(f"unknown DUC/HDC arm {name!r}; expected one of {list(ARMS)}")
     arm = ARMS[name]
     every = max(regime.steps // max(regime.curve_points, 1), 1)
-    cfg = regime.config(seed, f"duchdc_{arm.head}_{seed}", arm=arm, eval_every=every)
+    cfg = data.config(regime.config(seed, f"duchdc_{arm.head}_{seed}", arm=arm, eval_every=every))
 
     def make():
         return models.build(cfg.model, num_classes=cfg.num_classes, width=cfg.model_width, **cfg.model_options)
@@ -295,26 +375,143 @@ def run_arm(regime: Regime, name: str, seed: int, cache: bool = True) -> dict:
         torch.manual_seed(int(seed))
         net = make()
         net.backbone.load_state_dict(pre.backbone.state_dict())  # shapes agree for every rate / stride
-        raw, val = datasets(regime)
+        raw, val = data.sets(regime)
         curve = []
-        out = engine.train(cfg, model=net, train_set=train_set(regime, arm, raw), val_set=val,
+        out = engine.train(cfg, model=net, train_set=train_set(regime, arm, raw, data.prescale(regime)), val_set=val,
                            callbacks=[lambda i: curve.append([i["step"], 100 * i["metrics"]["miou"]])
                                       if i["event"] == "eval" else None])
-        s = score(predictions(out["model"], val), val)
+        s = score(predictions(out["model"], val), val, thin=data.thin)
         row = {"seed": int(seed), "mIoU": s["mIoU"], "thin mean": s["thin mean"], "boundary F": s["boundary F"],
                "speckle %": s["speckle %"], "train_s": round(out["train_time"], 1), "curve": curve,
                "batch": cfg.batch_size, **{f"iou_{c}": s["iou"][c] for c in range(len(s["iou"]))}}
         return out["model"].cpu(), {"row": row}
 
-    _, info = cached("duchdc_arm", _key(regime, arm=dataclasses.asdict(arm), seed=int(seed)), build,
-                     enabled=cache, module=make)
+    return cached("duchdc_arm", _key(regime, arm=dataclasses.asdict(arm), seed=int(seed), **data.key(regime)), build,
+                  enabled=cache, module=make)
+
+
+def run_arm(regime: Regime, name: str, seed: int, data: Data = WORLD, cache: bool = True) -> dict:
+    """Fine-tune arm ``name`` (``ARMS``) from the regime's backbone with ``seed`` and score it on
+    the held-out frames (``score``) with its held-out curve (``regime.curve_points`` evaluations).
+    Cached (kind ``duchdc_arm``, keyed by the regime, the arm's *spec* -- so tables sharing a model
+    share its run -- and the seed). Returns the row ``{arm, seed, mIoU, thin mean, ...}``."""
+    _, info = _arm(regime, name, seed, data, cache)
     return dict(info["row"], arm=name)
 
 
-def run_arms(regime: Regime, names: Sequence[str], seeds: Sequence[int], jobs: int = 1,
+def arm_model(regime: Regime, name: str, seed: int, data: Data = WORLD):
+    """The fine-tuned model of one arm run (trained by ``run_arm`` first when not cached)."""
+    return _arm(regime, name, seed, data)[0].eval()
+
+
+def crf_score(regime: Regime, name: str, seed: int, data: Data = WORLD) -> dict:
+    """``score`` of arm ``name``'s model with the paper's dense CRF (``paperlib.crf.dense_crf``,
+    ``PAPER_CRF``) on its softmax, on every held-out frame; ``ms`` = CRF time per frame."""
+    import time
+
+    from .crf import dense_crf
+    from .data import denormalize
+    from .engine import predict_logits
+    model, (_, val) = arm_model(regime, name, seed, data), data.sets(regime)
+    preds, spent = [], 0.0
+    for k in range(len(val)):
+        image = val[k]["image"]
+        with torch.no_grad():
+            probs = torch.softmax(predict_logits(model, image[None]), 1)[0].numpy()
+        t0 = time.perf_counter()
+        preds.append(torch.from_numpy(dense_crf(probs, denormalize(image)).astype(np.int64)))
+        spent += time.perf_counter() - t0
+    return dict(score(preds, val, thin=data.thin), ms=1000 * spent / max(len(val), 1))
+
+
+def run_arms(regime: Regime, names: Sequence[str], seeds: Sequence[int], jobs: int = 1, data: Data = WORLD,
              progress: bool = True) -> list[dict]:
     """``run_arm`` for every (arm, seed), in ``jobs`` processes of one thread each; rows in the
     order asked. The backbone is trained (or loaded) first, in this process."""
     backbone(regime, progress=progress)
-    datasets(regime)  # export the world once, before forking
-    return run_all(run_arm, [(regime, n, s) for s in seeds for n in names], jobs, "duchdc runs", progress)
+    data.sets(regime)  # export / index the frames once, before forking
+    return run_all(run_arm, [(regime, n, s, data) for s in seeds for n in names], jobs, "duchdc runs", progress)
+
+
+# --- tables and figures ------------------------------------------------------------------------
+def head_sizes(regime: Regime, names: Sequence[str], data: Data = WORLD) -> "pd.DataFrame":
+    """Parameters of each arm's head (everything above the backbone) and of the whole model."""
+    import pandas as pd
+
+    from . import models
+    from .profiling import count_parameters
+    out = []
+    for n in names:
+        cfg = data.config(regime.config(0, "sizes", arm=ARMS[n]))
+        net = models.build(cfg.model, num_classes=cfg.num_classes, width=cfg.model_width, **cfg.model_options)
+        out.append({"method": n, "head params": count_parameters(net.head)[0],
+                    "model params": count_parameters(net)[0]})
+    df = pd.DataFrame(out)
+    if "DUC (cell 2)" in set(df.method):
+        df["head / DUC (cell 2)"] = (df["head params"] / float(df.set_index("method").at["DUC (cell 2)", "head params"])).round(3)
+    return df
+
+
+def table_frame(rows: Sequence[dict], data: Data = WORLD, head_params=None) -> "pd.DataFrame":
+    """One table row per (arm, seed): mIoU, each thin class's IoU, their mean, boundary F-score and
+    speckle; ``head_params`` (arm -> count) adds that column (a "+ CRF" arm counts its model's head)."""
+    import pandas as pd
+    out = []
+    for r in rows:
+        row = {"method": r["arm"]}
+        if head_params is not None:
+            row["head params"] = int(head_params[r["arm"].replace(" + CRF", "")])
+        row.update({"seed": r["seed"], "mIoU": r["mIoU"]})
+        row.update({name: r["iou_%d" % c] if "iou_%d" % c in r else r["iou"][c]
+                    for c, name in zip(data.thin, data.thin_names)})
+        row.update({"thin mean": r["thin mean"], "boundary F": r["boundary F"], "speckle %": r["speckle %"]})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def show_frames(data: Data, regime: Regime, n_random: int = 1, seed: int = 0) -> list[int]:
+    """Held-out frames to show: the one with the most thin-class pixels, then ``n_random`` others
+    drawn with ``seed`` (so a figure is never only the most favourable frame)."""
+    _, val = data.sets(regime)
+    thin_px = [int(np.isin(val[k]["label"].numpy(), data.thin).sum()) for k in range(len(val))]
+    first = int(np.argmax(thin_px))
+    rest = [k for k in range(len(val)) if k != first]
+    pick = np.random.default_rng(seed).choice(len(rest), size=min(n_random, len(rest)), replace=False)
+    return [first] + [rest[int(i)] for i in sorted(pick)]
+
+
+def prediction_figure(regime: Regime, names: Sequence[str], seed: int, frames: Sequence[int], data: Data = WORLD,
+                      crf: bool = False):
+    """A row per held-out frame: image, ground truth and each arm's prediction (seed ``seed``);
+    with ``crf`` also DUC (cell 2) + CRF."""
+    import matplotlib.pyplot as plt
+
+    from .crf import dense_crf
+    from .data import denormalize
+    from .data.labels import colorize
+    from .engine import predict_logits
+    _, val = data.sets(regime)
+    models_ = {n: arm_model(regime, n, seed, data) for n in names}
+    cols = ["image", "ground truth", *names] + (["DUC (cell 2) + CRF"] if crf else [])
+    fig, axes = plt.subplots(len(frames), len(cols), figsize=(2.6 * len(cols), 1.6 * len(frames) + 0.6), squeeze=False)
+    for row, k in enumerate(frames):
+        item = val[k]
+        image = denormalize(item["image"])
+        panels = [image, colorize(item["label"].numpy())]
+        for n in names:
+            with torch.no_grad():
+                panels.append(colorize(predict_logits(models_[n], item["image"][None]).argmax(1)[0].numpy().astype(np.uint8)))
+        if crf:
+            with torch.no_grad():
+                probs = torch.softmax(predict_logits(models_["DUC (cell 2)"], item["image"][None]), 1)[0].numpy()
+            panels.append(colorize(dense_crf(probs, image).astype(np.uint8)))
+        for col, (title, im) in enumerate(zip(cols, panels)):
+            ax = axes[row, col]
+            ax.imshow(im)
+            ax.axis("off")
+            if row == 0:
+                ax.set_title(title, fontsize=8)
+        axes[row, 0].set_title(f"frame {k}" if row else f"frame {k} (most thin pixels)", fontsize=8)
+    fig.suptitle(f"{data.describe()}, seed {seed}", fontsize=9)
+    plt.tight_layout()
+    return fig
