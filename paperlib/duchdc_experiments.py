@@ -152,6 +152,15 @@ class Regime:
         from .data.patches import protocol_sizes
         return protocol_sizes(self.size, multiple=16)
 
+    def backbone_spec(self) -> dict:
+        """What makes the backbone (its cache key): the fine-tuning fields (``steps``,
+        ``curve_points``) are left out, so regimes that differ only there share it."""
+        cfg = self.config(0, "duchdc_backbone", pretrain=True)
+        return {"world": [self.domain, list(self.size), self.clips, self.world_seed + 1], "depth": self.depth,
+                "width": self.width, "steps": self.pre_steps, "crop": list(self.pre_crop), "batch": self.batch,
+                "scale": list(self.scale), "optimizer": self.optimizer, "lr": self.lr,
+                "rates": list(cfg.model_options["rates"])}
+
     def describe(self) -> str:
         (h, w), (ch, cw) = self.size, self.crop
         return (f"the {self.domain} world at {h}x{w} ({self.clips} training frames); deeplabv2 at ResNet-{self.depth} "
@@ -347,7 +356,7 @@ def backbone(regime: Regime, progress: bool = False):
         return out["model"].cpu(), {"curve": curve, "mIoU": 100 * out["metrics"]["miou"],
                                     "train_s": round(out["train_time"], 1)}
 
-    return cached("duchdc_backbone", _key(regime, role="backbone"), build,
+    return cached("duchdc_backbone", {"version": VERSION, "backbone": regime.backbone_spec()}, build,
                   module=lambda: models.build(cfg.model, num_classes=cfg.num_classes, width=cfg.model_width,
                                               **cfg.model_options))
 
