@@ -115,13 +115,13 @@ class Regime:
     width: int = 16
     pre_steps: int = 1500                 # backbone pre-training (bilinear head), to its plateau
     pre_crop: tuple[int, int] = (192, 192)
-    steps: int = 300                      # fine-tuning steps of every arm
+    steps: int = 400                      # fine-tuning steps of every arm (poly decay to 0)
     batch: int = 8
     crop: tuple[int, int] = (128, 128)    # Table 3's random crops = the scaled 544-px crop of Table 1
     scale: tuple[float, float] = (0.75, 1.5)
     optimizer: str = "adam"
     lr: float = 1e-3
-    curve_points: int = 3                 # held-out evaluations during fine-tuning (the plateau)
+    curve_points: int = 4                 # held-out evaluations during fine-tuning (the plateau)
 
     def config(self, seed: int, name: str, arm: Arm | None = None, pretrain: bool = False, eval_every: int = 0):
         """The ``TrainConfig`` of the backbone's pre-training (``pretrain``) or of one arm's fine-tuning."""

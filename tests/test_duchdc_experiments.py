@@ -1,0 +1,105 @@
+"""DUC/HDC's experiments layer: every head starts from the one backbone, arms differ only where
+they say, and the scores (boundary F, speckle, thin classes) measure what they claim."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from fixtures import real_camvid
+from paperlib import duchdc_experiments as X
+from paperlib.metrics import boundary_f_score, boundary_match_counts, label_edges
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path))  # trained roles are cached: keep them out of data/
+
+
+def test_boundary_f_score_is_one_for_the_truth_and_tolerates_a_shift_up_to_tol():
+    label = np.zeros((40, 40), np.int64)
+    label[:, 20:] = 1
+    assert label_edges(label).sum() == 2 * 40  # both sides of the edge
+    assert boundary_f_score(boundary_match_counts(label, label)) == 1.0
+    shifted = np.roll(label, 2, axis=1)
+    shifted[:, :2] = 0
+    assert boundary_f_score(boundary_match_counts(shifted, label, tol=2)) == 1.0
+    assert boundary_f_score(boundary_match_counts(shifted, label, tol=0)) == 0.0
+    far = np.roll(label, 6, axis=1)
+    far[:, :6] = 0
+    assert boundary_f_score(boundary_match_counts(far, label, tol=2)) == 0.0
+    ignored = label.copy()
+    ignored[:, 15:25] = 255  # no true edge left: nothing to score
+    assert np.isnan(boundary_f_score(boundary_match_counts(label, ignored)))
+    with pytest.raises(ValueError, match="must be equal"):
+        boundary_match_counts(label, label[:10])
+
+
+def test_arms_change_only_what_their_row_says():
+    base = X.ARMS["DUC"]
+    for name in ("DUC, cell 1", "DUC, ASPP 6", "DUC, DS 16", "DUC, random crop", "DUC, 7-fold (bigger patch)"):
+        diff = {k for k, v in dataclasses.asdict(X.ARMS[name]).items() if v != getattr(base, k)}
+        assert len(diff) == 1, (name, diff)
+    assert X.ARMS["DUC (cell 2)"].head == "duc" and X.ARMS["bilinear (baseline)"].head == "bilinear"
+    assert set(X.TABLE1) | set(X.TABLE3) == set(X.ARMS)
+
+
+def test_regime_scales_aspp_rates_by_crop_and_matches_7fold_pixels():
+    r = X.CPU_REGIME
+    assert r.config(0, "a", arm=X.ARMS["DUC"]).model_options["rates"] == (1, 3, 4, 6)
+    six = r.config(0, "a", arm=X.ARMS["DUC, ASPP 6"]).model_options["rates"]
+    assert six == (1, 3, 4, 6, 7, 8) and max(six) < r.crop[0] // 8  # every branch sees the training map
+    sizes = r.patch_sizes()
+    b7 = r.config(0, "b", arm=X.ARMS["DUC, 7-fold (bigger patch)"]).batch_size
+    ratio = b7 * sizes["patch"] ** 2 / (r.batch * sizes["crop"] ** 2)
+    assert b7 < r.batch and 0.8 < ratio < 1.25
+    # the backbone is keyed by what makes it: a regime differing only in fine-tuning shares it
+    assert dataclasses.replace(r, steps=7, curve_points=1).backbone_spec() == r.backbone_spec()
+    assert dataclasses.replace(r, pre_steps=7).backbone_spec() != r.backbone_spec()
+
+
+def test_heads_start_from_the_shared_backbone_and_are_scored():
+    regime, _, _ = X.profile_setup("smoke")
+    rows = X.run_arms(regime, ["bilinear (baseline)", "DUC (cell 2)"], [0], progress=False)
+    pre, info = X.backbone(regime)
+    assert info["cached"] and len(info["curve"]) >= 1
+    for r in rows:
+        assert 0 <= r["mIoU"] <= 100 and 0 <= r["speckle %"] <= 100 and "boundary F" in r
+        assert len(r["curve"]) == regime.curve_points
+    duc = X.arm_model(regime, "DUC (cell 2)", 0)
+    # fine-tuning moved the backbone, but it started from the pre-trained weights, not a fresh init
+    from paperlib import models
+    cfg = regime.config(0, "fresh", arm=X.ARMS["DUC (cell 2)"])
+    torch.manual_seed(123)
+    fresh = models.build(cfg.model, num_classes=19, width=cfg.model_width, **cfg.model_options)
+
+    def dist(m):
+        a = m.backbone.state_dict()
+        return sum(float((a[k].float() - v.float()).abs().sum()) for k, v in pre.backbone.state_dict().items()
+                   if v.is_floating_point())
+    assert dist(duc) < 0.5 * dist(fresh)
+    table = X.table_frame(rows, head_params={"bilinear (baseline)": 1, "DUC (cell 2)": 2})
+    assert list(table["method"]) == ["bilinear (baseline)", "DUC (cell 2)"]
+    assert {"pole", "traffic light", "traffic sign", "thin mean", "boundary F"} <= set(table.columns)
+    with pytest.raises(ValueError, match="unknown DUC/HDC arm"):
+        X.run_arm(regime, "DUC, cell 3", 0)
+
+
+def test_speckle_is_zero_for_a_piecewise_constant_map_and_high_for_noise():
+    flat = torch.zeros(32, 32, dtype=torch.long)
+    flat[:, 16:] = 3
+    assert (X.majority_filter(flat, 19) == flat).all()
+    noise = torch.randint(0, 19, (32, 32), generator=torch.Generator().manual_seed(0))
+    assert (X.majority_filter(noise, 19) != noise).float().mean() > 0.5
+
+
+def test_camvid_data_is_named_when_missing_and_resized_to_the_world_height(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no CamVid train/ folder"):
+        X.Data(tmp_path / "nowhere")
+    root = real_camvid()
+    data = X.Data(root)
+    regime, _, _ = X.profile_setup("smoke")
+    raw, test = data.sets(regime)
+    assert data.suffix == "_camvid" and data.thin_names == ["pole", "sign/symbol"]
+    assert len(raw) == 367 and len(test) == 233
+    assert test[0]["image"].shape[-2] == regime.size[0]
