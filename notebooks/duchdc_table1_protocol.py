@@ -41,7 +41,7 @@
 # and report mIoU, the thin classes' IoU (pole, traffic light, traffic sign; on CamVid pole and
 # sign/symbol) and the boundary F-score at 2 px, where DUC is meant to help.
 #
-# **How it is tested here** (`paperlib.duchdc_experiments`, issue #19): every row fine-tunes the
+# **How it is tested here** (`paperlib.duchdc.experiments`, issue #19): every row fine-tunes the
 # same **shared pre-trained backbone** (DeepLab-v2 structure, ResNet-18 depth, width 16,
 # pre-trained with a bilinear head on another world) with a fresh top layer, the same steps and
 # data order per seed, on the world at 256x512 (or real CamVid with `data_root`, resized to 256
@@ -68,7 +68,7 @@ import time
 import numpy as np
 
 from paperlib import claims
-from paperlib import duchdc_experiments as X
+from paperlib.duchdc import experiments as X
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 
 STARTED = time.time()

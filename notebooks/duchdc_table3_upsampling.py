@@ -34,7 +34,7 @@
 # with bigger patches DUC 75.7 vs deconvolution 75.1 / 75.0, and DUC + CRF 76.7. The rest of
 # Table 3 (ResNet-152, fine + coarse) is lost from the text and left empty.
 #
-# **How it is tested here** (`paperlib.duchdc_experiments`, issue #19). Every head starts from one
+# **How it is tested here** (`paperlib.duchdc.experiments`, issue #19). Every head starts from one
 # **shared pre-trained backbone** — the DeepLab-v2 structure at ResNet-18 depth and base width 16,
 # pre-trained with a bilinear head on *another* world (other streets, same classes), our stand-in
 # for ImageNet — with a freshly initialised top layer, and the whole network is fine-tuned the same
@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from paperlib import claims
-from paperlib import duchdc_experiments as X
+from paperlib.duchdc import experiments as X
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 
 STARTED = time.time()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fixtures import real_camvid
-from paperlib import duchdc_experiments as X
+from paperlib.duchdc import experiments as X
 from paperlib.metrics import boundary_f_score, boundary_match_counts, label_edges
 
 

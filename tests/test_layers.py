@@ -7,7 +7,7 @@ from pathlib import Path
 from paperlib import repro
 
 PKG = repro.REPO_ROOT / "paperlib"
-PAPER_PACKAGES = ("paperlib.propagation", "paperlib.selftrain", "paperlib.video", "paperlib.gridding",
+PAPER_PACKAGES = ("paperlib.propagation", "paperlib.selftrain", "paperlib.video", "paperlib.duchdc", "paperlib.gridding",
                   "paperlib.crf", "paperlib.claims", "paperlib.report")
 
 

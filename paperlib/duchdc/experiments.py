@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .pool import run_all
+from ..pool import run_all
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -125,7 +125,7 @@ class Regime:
 
     def config(self, seed: int, name: str, arm: Arm | None = None, pretrain: bool = False, eval_every: int = 0):
         """The ``TrainConfig`` of the backbone's pre-training (``pretrain``) or of one arm's fine-tuning."""
-        from .config import config_from_params
+        from ..config import config_from_params
         arm = arm or ARMS["bilinear (baseline)"]
         batch = self.batch
         if arm.scheme == "jitter7":  # the paper cut its batch for the bigger patches: equal labelled pixels
@@ -149,7 +149,7 @@ class Regime:
 
     def patch_sizes(self) -> dict:
         """Table 1's patch sizes at this frame size (the paper's scaled by H / 1024, multiples of 16)."""
-        from .data.patches import protocol_sizes
+        from ..data.patches import protocol_sizes
         return protocol_sizes(self.size, multiple=16)
 
     def backbone_spec(self) -> dict:
@@ -209,10 +209,10 @@ class Data:
         return THIN if self.root is None else CAMVID_THIN
 
     def class_names(self) -> tuple[str, ...]:
-        from .data.labels import CITYSCAPES_CLASSES
+        from ..data.labels import CITYSCAPES_CLASSES
         if self.root is None:
             return tuple(CITYSCAPES_CLASSES)
-        from .data.datasets import CamVid
+        from ..data.datasets import CamVid
         return tuple(CamVid.class_names)
 
     @property
@@ -250,12 +250,12 @@ WORLD = Data()
 
 @lru_cache(maxsize=4)
 def _sets(regime: Regime, root, pretrain: bool) -> tuple:
-    from .data import get_dataset
-    from .data.transforms import Compose, Normalize, build_eval_transform, scale_item
+    from ..data import get_dataset
+    from ..data.transforms import Compose, Normalize, build_eval_transform, scale_item
     if root is None:
         cfg = regime.config(0, "duchdc_data", pretrain=pretrain)
         return get_dataset(cfg, cfg.train_split, None), get_dataset(cfg, cfg.val_split, build_eval_transform())
-    from .data.datasets import build_dataset
+    from ..data.datasets import build_dataset
     s = camvid_scale(regime)
 
     def resize(it):
@@ -272,8 +272,8 @@ def camvid_scale(regime: Regime) -> float:
 def train_set(regime: Regime, arm: Arm, raw, prescale: float = 1.0):
     """The training set of ``arm`` from raw frames resized by ``prescale``: the regime's random
     scale + crop, or one of Table 1's schemes."""
-    from .data.patches import build_patch_dataset
-    from .data.transforms import Compose, build_train_transform, scale_item
+    from ..data.patches import build_patch_dataset
+    from ..data.transforms import Compose, build_train_transform, scale_item
     if arm.scheme == "random":
         recipe = build_train_transform(regime.crop, scale=regime.scale, flip=True, fast=False)
         pre = [lambda it: scale_item(it, prescale)] if prescale != 1.0 else []
@@ -305,7 +305,7 @@ def majority_filter(pred: torch.Tensor, num_classes: int, k: int = 5) -> torch.T
 
 def predictions(model, frames) -> list[torch.Tensor]:
     """Whole-frame predictions (H, W) of ``model`` on every item of ``frames``."""
-    from .engine import predict_logits
+    from ..engine import predict_logits
     model.eval()
     with torch.no_grad():
         return [predict_logits(model, frames[k]["image"][None]).argmax(1)[0] for k in range(len(frames))]
@@ -314,7 +314,7 @@ def predictions(model, frames) -> list[torch.Tensor]:
 def score(preds: Sequence[torch.Tensor], frames, thin: Sequence[int] = THIN, tol: int = 2) -> dict:
     """mIoU, per-class IoU, thin-class mean IoU, boundary F-score at ``tol`` px and speckle (%)
     of ``preds`` against the labels of ``frames``."""
-    from .metrics import ConfusionMatrix, boundary_f_score, boundary_match_counts
+    from ..metrics import ConfusionMatrix, boundary_f_score, boundary_match_counts
     nc = frames.num_classes
     conf, bcounts, speck = ConfusionMatrix(nc), np.zeros(4, np.int64), []
     for k, pred in enumerate(preds):
@@ -341,8 +341,8 @@ def backbone(regime: Regime, progress: bool = False):
     """The pre-trained network (bilinear head) of ``regime``: a cached role (kind ``duchdc_backbone``)
     trained ``pre_steps`` on the backbone's world. Returns ``(model, info)``; ``info["curve"]``
     holds ``[step, held-out mIoU]`` of that world every ``pre_steps / 6`` steps (the plateau)."""
-    from . import engine, models
-    from .cache import cached
+    from .. import engine, models
+    from ..cache import cached
     every = max(regime.pre_steps // 6, 1)
     cfg = regime.config(0, "duchdc_backbone", pretrain=True, eval_every=every).replace(progress=progress)
 
@@ -362,14 +362,14 @@ def backbone(regime: Regime, progress: bool = False):
 
 
 def _pretrain_transform(regime: Regime):
-    from .data.transforms import Compose, build_train_transform
+    from ..data.transforms import Compose, build_train_transform
     return Compose(build_train_transform(regime.pre_crop, scale=regime.scale, flip=True, fast=False).transforms)
 
 
 def _arm(regime: Regime, name: str, seed: int, data: Data = WORLD, cache: bool = True):
     """The cached role of one arm run: ``(fine-tuned model, {"row": ...})``."""
-    from . import engine, models
-    from .cache import cached
+    from .. import engine, models
+    from ..cache import cached
     if name not in ARMS:
         raise ValueError(f"unknown DUC/HDC arm {name!r}; expected one of {list(ARMS)}")
     arm = ARMS[name]
@@ -418,9 +418,9 @@ def crf_score(regime: Regime, name: str, seed: int, data: Data = WORLD) -> dict:
     ``PAPER_CRF``) on its softmax, on every held-out frame; ``ms`` = CRF time per frame."""
     import time
 
-    from .crf import dense_crf
-    from .data import denormalize
-    from .engine import predict_logits
+    from ..crf import dense_crf
+    from ..data import denormalize
+    from ..engine import predict_logits
     model, (_, val) = arm_model(regime, name, seed, data), data.sets(regime)
     preds, spent = [], 0.0
     for k in range(len(val)):
@@ -448,7 +448,7 @@ def head_sizes(regime: Regime, names: Sequence[str], data: Data = WORLD) -> "pd.
     import pandas as pd
 
     from . import models
-    from .profiling import count_parameters
+    from ..profiling import count_parameters
     out = []
     for n in names:
         cfg = data.config(regime.config(0, "sizes", arm=ARMS[n]))
@@ -495,10 +495,10 @@ def prediction_figure(regime: Regime, names: Sequence[str], seed: int, frames: S
     with ``crf`` also DUC (cell 2) + CRF."""
     import matplotlib.pyplot as plt
 
-    from .crf import dense_crf
-    from .data import denormalize
-    from .data.labels import colorize
-    from .engine import predict_logits
+    from ..crf import dense_crf
+    from ..data import denormalize
+    from ..data.labels import colorize
+    from ..engine import predict_logits
     _, val = data.sets(regime)
     models_ = {n: arm_model(regime, n, seed, data) for n in names}
     cols = ["image", "ground truth", *names] + (["DUC (cell 2) + CRF"] if crf else [])
