@@ -42,8 +42,9 @@
 # sign/symbol) and the boundary F-score at 2 px, where DUC is meant to help.
 #
 # **How it is tested here** (`paperlib.duchdc.experiments`, issue #19): every row fine-tunes the
-# same **shared pre-trained backbone** (DeepLab-v2 structure, ResNet-18 depth, width 16,
-# pre-trained with a bilinear head on another world) with a fresh top layer, the same steps and
+# same **shared pre-trained backbone** (ResNet-18 depth, width 16, pre-trained as a plain ResNet
+# -- output stride 32, no dilation, as ImageNet's -- under a bilinear classifier on another world),
+# set to the row's output stride and dilation, with a fresh top layer, the same steps and
 # data order per seed, on the world at 256x512 (or real CamVid with `data_root`, resized to 256
 # rows). Two protocol choices keep the comparisons fair at this scale, declared before the runs:
 #

@@ -35,9 +35,10 @@
 # Table 3 (ResNet-152, fine + coarse) is lost from the text and left empty.
 #
 # **How it is tested here** (`paperlib.duchdc.experiments`, issue #19). Every head starts from one
-# **shared pre-trained backbone** — the DeepLab-v2 structure at ResNet-18 depth and base width 16,
-# pre-trained with a bilinear head on *another* world (other streets, same classes), our stand-in
-# for ImageNet — with a freshly initialised top layer, and the whole network is fine-tuned the same
+# **shared pre-trained backbone** — ResNet-18 depth and base width 16, pre-trained as a plain
+# ResNet (output stride 32, no dilation) under a bilinear classifier on *another* world (other
+# streets, same classes), our stand-in for ImageNet — set to DeepLab-v2's output stride 8 (res4
+# r = 2, res5 r = 4) with a freshly initialised top layer, and the whole network is fine-tuned the same
 # steps, batch, crops and data order per seed. The world is rendered at **256x512**, where poles,
 # lights and signs are several pixels wide: the **thin-class control** (the bilinear baseline's
 # thin-class IoU is clearly above zero) must pass before "DUC recovers thin objects" is asked.

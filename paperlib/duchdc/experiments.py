@@ -16,10 +16,12 @@ DeepLab-v2 structure at ResNet-18 depth and base width 16 (``deeplabv2_resnet101
 ``depth=18``; the paper: ResNet-101, width 64), output stride 8 and the four-branch ASPP
 classifier (rates 6, 12, 18, 24).
 
-- **The backbone** (``backbone``, a cached role ``duchdc_backbone``): the network with the
-  bilinear head trained to a plateau on *another* world (``world_seed + 1``: the same classes,
-  other streets), the stand-in for ImageNet pre-training: the evaluated world's frames are never
-  seen before fine-tuning. Its held-out curve is recorded (``info["curve"]``).
+- **The backbone** (``backbone``, a cached role ``duchdc_backbone``): a *plain* ResNet (output
+  stride 32, no dilation, as an ImageNet-trained one) under a bilinear classifier, trained to a
+  plateau on *another* world (``world_seed + 1``: the same classes, other streets), the stand-in for
+  ImageNet pre-training: the evaluated world's frames are never seen before fine-tuning, and no
+  arm's geometry (output stride 8 / 16 / 32, dilation rates) or head is the pre-training's own
+  except DS 32's strides. Its held-out curve is recorded (``info["curve"]``).
 - **An arm** (``ARMS``: head, cell, ASPP, output stride, HDC rates, patch scheme) is built with a
   freshly initialised top layer (seeded: ``torch.manual_seed(seed)``), the backbone's weights
   loaded, and the *whole* network fine-tuned for ``steps`` on the evaluated world's training
@@ -30,8 +32,8 @@ Scores (``score``) on the whole held-out frames: mIoU, per-class IoU, the thin c
 (pole, traffic light, traffic sign), the boundary F-score at 2 px (``metrics.boundary_f_score``)
 and *speckle* (share of pixels unlike their 5x5 majority: the gridding artefact of Figure 5).
 
-Honest limits: the backbone was pre-trained with the bilinear head, so its top features are
-co-adapted to bilinear upsampling (ImageNet features are not); the world's thin objects are
+Honest limits: the backbone was pre-trained under a bilinear classifier (at stride 32), where
+ImageNet's was a classification head; the world's thin objects are
 rendered, not photographed; 4 paired seeds vary the heads' initialisation and data order, never
 the backbone (there is one, as the paper's ImageNet weights are one).
 """
@@ -97,6 +99,9 @@ ARMS = {
     "DUC, DS 32": Arm(ds=32, scheme="fixed12"),
     "DUC, 7-fold (bigger patch)": Arm(scheme="jitter7"),
 }
+#: The backbone's pre-training model: a plain ResNet (output stride 32, no dilation: the geometry of
+#: an ImageNet-trained one) under a bilinear classifier; every arm then sets its own strides, rates and head.
+PRETRAIN_ARM = Arm(head="bilinear", ds=32)
 #: Arms of each table, in table order.
 TABLE1 = ("bilinear baseline", "DUC, random crop", "DUC", "DUC, cell 1", "DUC, ASPP 6", "DUC, DS 16",
           "DUC, DS 32", "DUC, 7-fold (bigger patch)")
@@ -126,7 +131,7 @@ class Regime:
     def config(self, seed: int, name: str, arm: Arm | None = None, pretrain: bool = False, eval_every: int = 0):
         """The ``TrainConfig`` of the backbone's pre-training (``pretrain``) or of one arm's fine-tuning."""
         from ..config import config_from_params
-        arm = arm or ARMS["bilinear (baseline)"]
+        arm = PRETRAIN_ARM if pretrain else (arm or ARMS["bilinear (baseline)"])
         batch = self.batch
         if arm.scheme == "jitter7":  # the paper cut its batch for the bigger patches: equal labelled pixels
             batch = max(1, round(self.batch * (self.patch_sizes()["crop"] / self.patch_sizes()["patch"]) ** 2))
@@ -156,7 +161,7 @@ class Regime:
         """What makes the backbone (its cache key): the fine-tuning fields (``steps``,
         ``curve_points``) are left out, so regimes that differ only there share it."""
         cfg = self.config(0, "duchdc_backbone", pretrain=True)
-        return {"world": [self.domain, list(self.size), self.clips, self.world_seed + 1], "depth": self.depth,
+        return {"world": [self.domain, list(self.size), self.clips, self.world_seed + 1], "arm": dataclasses.asdict(PRETRAIN_ARM), "depth": self.depth,
                 "width": self.width, "steps": self.pre_steps, "crop": list(self.pre_crop), "batch": self.batch,
                 "scale": list(self.scale), "optimizer": self.optimizer, "lr": self.lr,
                 "rates": list(cfg.model_options["rates"])}
@@ -164,7 +169,7 @@ class Regime:
     def describe(self) -> str:
         (h, w), (ch, cw) = self.size, self.crop
         return (f"the {self.domain} world at {h}x{w} ({self.clips} training frames); deeplabv2 at ResNet-{self.depth} "
-                f"depth, width {self.width}; backbone pre-trained {self.pre_steps} steps (bilinear head) on world "
+                f"depth, width {self.width}; backbone pre-trained {self.pre_steps} steps at output stride 32 (bilinear head) on world "
                 f"seed {self.world_seed + 1}; every arm fine-tuned {self.steps} steps of batch {self.batch} on "
                 f"{ch}x{cw} crops, {self.optimizer} lr {self.lr:g}")
 
