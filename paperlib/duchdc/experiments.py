@@ -102,7 +102,16 @@ ARMS = {
 #: The backbone's pre-training model: a plain ResNet (output stride 32, no dilation: the geometry of
 #: an ImageNet-trained one) under a bilinear classifier; every arm then sets its own strides, rates and head.
 PRETRAIN_ARM = Arm(head="bilinear", ds=32)
+# Table 2 (HDC variants of backbones.hdc_block_rates on ResNet-DUC, cell 2; the HDC regime)
+ARMS.update({
+    "standard dilation (2, 4)": Arm(),
+    "No dilation": Arm(hdc="no_dilation"),
+    "Dilation-conv": Arm(hdc="dilation_conv"),
+    "Dilation-RF": Arm(hdc="dilation_rf"),
+    "Dilation-bigger": Arm(hdc="dilation_bigger"),
+})
 #: Arms of each table, in table order.
+TABLE2 = ("standard dilation (2, 4)", "No dilation", "Dilation-conv", "Dilation-RF", "Dilation-bigger")
 TABLE1 = ("bilinear baseline", "DUC, random crop", "DUC", "DUC, cell 1", "DUC, ASPP 6", "DUC, DS 16",
           "DUC, DS 32", "DUC, 7-fold (bigger patch)")
 TABLE3 = ("bilinear (baseline)", "deconv x8", "deconv x2 then x4", "DUC (cell 2)", "DUC (cell 1)")
@@ -120,6 +129,7 @@ class Regime:
     width: int = 16
     pre_steps: int = 1500                 # backbone pre-training (bilinear head), to its plateau
     pre_crop: tuple[int, int] = (192, 192)
+    pre_batch: int | None = None          # None: ``batch``
     steps: int = 400                      # fine-tuning steps of every arm (poly decay to 0)
     batch: int = 8
     crop: tuple[int, int] = (128, 128)    # Table 3's random crops = the scaled 544-px crop of Table 1
@@ -132,7 +142,7 @@ class Regime:
         """The ``TrainConfig`` of the backbone's pre-training (``pretrain``) or of one arm's fine-tuning."""
         from ..config import config_from_params
         arm = PRETRAIN_ARM if pretrain else (arm or ARMS["bilinear (baseline)"])
-        batch = self.batch
+        batch = (self.pre_batch or self.batch) if pretrain else self.batch
         if arm.scheme == "jitter7":  # the paper cut its batch for the bigger patches: equal labelled pixels
             batch = max(1, round(self.batch * (self.patch_sizes()["crop"] / self.patch_sizes()["patch"]) ** 2))
         return config_from_params(
@@ -162,7 +172,7 @@ class Regime:
         ``curve_points``) are left out, so regimes that differ only there share it."""
         cfg = self.config(0, "duchdc_backbone", pretrain=True)
         return {"world": [self.domain, list(self.size), self.clips, self.world_seed + 1], "arm": dataclasses.asdict(PRETRAIN_ARM), "depth": self.depth,
-                "width": self.width, "steps": self.pre_steps, "crop": list(self.pre_crop), "batch": self.batch,
+                "width": self.width, "steps": self.pre_steps, "crop": list(self.pre_crop), "batch": self.pre_batch or self.batch,
                 "scale": list(self.scale), "optimizer": self.optimizer, "lr": self.lr,
                 "rates": list(cfg.model_options["rates"])}
 
@@ -176,15 +186,28 @@ class Regime:
 
 #: The regime of the cpu profile (and gpu / paper until they have their own).
 CPU_REGIME = Regime()
+#: Table 2's regime: HDC sets one rate per *bottleneck* block (one 3x3 conv each), so the
+#: sawtooths need ResNet-50's structure (res4 6 blocks: Dilation-RF 1, 2, 3, 1, 2, 3; Dilation-bigger
+#: 1, 2, 5, 9, 1, 2; res5 3 blocks as the paper's), at base width 8 for the same cost; and a
+#: feature map wider than the rates: 256-px crops (the frame height; 32x32 at stride 8, res5's
+#: largest rate 17) at batch 2 (the labelled pixels per step of 8 crops of 128 px). The rates are
+#: the paper's, not scaled; the ASPP rates scale with the crop as everywhere (256 / 544).
+HDC_REGIME = dataclasses.replace(CPU_REGIME, depth=50, width=8, crop=(256, 256), batch=2, pre_batch=8,
+                                 pre_crop=(192, 192))
 #: Seconds per arm, only to exercise the code (the smoke profile).
 SMOKE_REGIME = Regime(size=(64, 128), clips=8, width=8, pre_steps=4, pre_crop=(64, 64), steps=3, batch=2,
                       crop=(64, 64), curve_points=1)
+SMOKE_HDC_REGIME = dataclasses.replace(SMOKE_REGIME, depth=50)
 
 
-def profile_setup(profile: str, seeds=None, jobs=None) -> tuple[Regime, list[int], int]:
+def profile_setup(profile: str, seeds=None, jobs=None, hdc: bool = False) -> tuple[Regime, list[int], int]:
     """A DUC/HDC notebook's (regime, seeds, processes): ``SMOKE_REGIME``, seeds [0, 1], one process
-    at ``smoke``; else ``CPU_REGIME``, 4 paired seeds, 2 processes of one thread each."""
-    regime = SMOKE_REGIME if profile == "smoke" else CPU_REGIME
+    at ``smoke``; else ``CPU_REGIME``, 4 paired seeds, 2 processes of one thread each (``hdc``:
+    Table 2's ``HDC_REGIME`` / ``SMOKE_HDC_REGIME``)."""
+    if hdc:
+        regime = SMOKE_HDC_REGIME if profile == "smoke" else HDC_REGIME
+    else:
+        regime = SMOKE_REGIME if profile == "smoke" else CPU_REGIME
     return (regime, list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3])),
             int(jobs or (1 if profile == "smoke" else 2)))
 
@@ -529,3 +552,18 @@ def prediction_figure(regime: Regime, names: Sequence[str], seed: int, frames: S
     fig.suptitle(f"{data.describe()}, seed {seed}", fontsize=9)
     plt.tight_layout()
     return fig
+
+
+def speckle_gap_frames(regime: Regime, a: str, b: str, seed: int, n: int, data: Data = WORLD) -> tuple[list, list]:
+    """Figure 5's frames: the ``n`` held-out frames where arm ``a``'s speckle exceeds arm ``b``'s
+    most (seed ``seed``'s models), and ``n`` others drawn at random (seeded) -- the figure shows both,
+    so the artefact is not judged on the most favourable frames alone."""
+    _, val = data.sets(regime)
+    pa, pb = (predictions(arm_model(regime, m, seed, data), val) for m in (a, b))
+    nc = val.num_classes
+    gap = [float((x != majority_filter(x, nc)).float().mean() - (y != majority_filter(y, nc)).float().mean())
+           for x, y in zip(pa, pb)]
+    top = [int(k) for k in np.argsort(gap)[::-1][:n]]
+    rest = [k for k in range(len(val)) if k not in top]
+    rng = np.random.default_rng(seed)
+    return top, sorted(int(rest[i]) for i in rng.choice(len(rest), size=min(n, len(rest)), replace=False))
