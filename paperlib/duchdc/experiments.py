@@ -130,7 +130,7 @@ class Regime:
     pre_steps: int = 1500                 # backbone pre-training (bilinear head), to its plateau
     pre_crop: tuple[int, int] = (192, 192)
     pre_batch: int | None = None          # None: ``batch``
-    steps: int = 400                      # fine-tuning steps of every arm (poly decay to 0)
+    steps: int = 300                      # fine-tuning steps of every arm (poly decay to 0)
     batch: int = 8
     crop: tuple[int, int] = (128, 128)    # Table 3's random crops = the scaled 544-px crop of Table 1
     scale: tuple[float, float] = (0.75, 1.5)
