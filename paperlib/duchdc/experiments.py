@@ -11,15 +11,19 @@ claims can only show where
    *thin-class control*: its thin-class IoU is clearly above zero; at 128x256 they are 1-3 px wide
    and sit at IoU 0).
 
-**The regime** (``Regime``). The world at 256x512 (CamVid-like 2x the cpu profile's frames), the
-DeepLab-v2 structure at ResNet-18 depth and base width 16 (``deeplabv2_resnet101`` with
-``depth=18``; the paper: ResNet-101, width 64), output stride 8 and the four-branch ASPP
-classifier (rates 6, 12, 18, 24).
+**The regime** (``Regime``). The world at 256x512 (2x the cpu profile's frames), the DeepLab-v2
+structure at ResNet-18 depth and base width 16 (``deeplabv2_resnet101`` with ``depth=18``; the
+paper: ResNet-101, width 64), output stride 8 and the four-branch ASPP classifier with the paper's
+rates scaled by our crop over the paper's (``Regime.rate_scale``). Table 2 (HDC) runs in
+``HDC_REGIME``: ResNet-50's bottleneck structure, whose one 3x3 conv per block the HDC sawtooths
+are defined on, and 256-px crops. With a ``Data(root)`` the arms are fine-tuned and scored on real
+CamVid instead (resized to the world's frame height), from the same backbone.
 
 - **The backbone** (``backbone``, a cached role ``duchdc_backbone``): a *plain* ResNet (output
-  stride 32, no dilation, as an ImageNet-trained one) under a bilinear classifier, trained to a
-  plateau on *another* world (``world_seed + 1``: the same classes, other streets), the stand-in for
-  ImageNet pre-training: the evaluated world's frames are never seen before fine-tuning, and no
+  stride 32, no dilation, as an ImageNet-trained one) under a bilinear classifier, trained
+  ``pre_steps`` (its held-out curve flattening) on *another* world (``world_seed + 1``: the same
+  classes, other streets), the stand-in for ImageNet pre-training: the evaluated world's frames
+  are never seen before fine-tuning, and no
   arm's geometry (output stride 8 / 16 / 32, dilation rates) or head is the pre-training's own
   except DS 32's strides. Its held-out curve is recorded (``info["curve"]``).
 - **An arm** (``ARMS``: head, cell, ASPP, output stride, HDC rates, patch scheme) is built with a
