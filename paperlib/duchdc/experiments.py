@@ -479,7 +479,7 @@ def head_sizes(regime: Regime, names: Sequence[str], data: Data = WORLD) -> "pd.
     """Parameters of each arm's head (everything above the backbone) and of the whole model."""
     import pandas as pd
 
-    from . import models
+    from .. import models
     from ..profiling import count_parameters
     out = []
     for n in names:
