@@ -41,7 +41,21 @@ def test_arms_change_only_what_their_row_says():
         diff = {k for k, v in dataclasses.asdict(X.ARMS[name]).items() if v != getattr(base, k)}
         assert len(diff) == 1, (name, diff)
     assert X.ARMS["DUC (cell 2)"].head == "duc" and X.ARMS["bilinear (baseline)"].head == "bilinear"
-    assert set(X.TABLE1) | set(X.TABLE3) == set(X.ARMS)
+    assert set(X.TABLE1) | set(X.TABLE2) | set(X.TABLE3) == set(X.ARMS)
+    # Table 2's variants differ from the standard-dilation model only in their rates
+    for name in X.TABLE2[1:]:
+        assert dataclasses.replace(X.ARMS[name], hdc=None) == X.ARMS["standard dilation (2, 4)"]
+
+
+def test_hdc_regime_gives_the_rates_a_feature_map_wider_than_them():
+    from paperlib.models.backbones import RESNET_DEPTHS, hdc_block_rates
+    r = X.HDC_REGIME
+    blocks = RESNET_DEPTHS[r.depth][1][2:]
+    rates = hdc_block_rates("dilation_bigger", blocks)
+    assert rates["layer3"] == [1, 2, 5, 9, 1, 2] and rates["layer4"] == [5, 9, 17]
+    assert max(rates["layer4"]) < r.crop[0] // 8
+    assert r.batch * r.crop[0] ** 2 == X.CPU_REGIME.batch * X.CPU_REGIME.crop[0] ** 2  # equal labelled pixels
+    assert r.backbone_spec() != X.CPU_REGIME.backbone_spec()
 
 
 def test_regime_scales_aspp_rates_by_crop_and_matches_7fold_pixels():
