@@ -117,7 +117,8 @@ table.groupby("method", sort=False)[VALUES].agg(["mean", "sem"]).round(1)
 # %% [markdown]
 # ## Fine-tuning curves
 # Held-out mIoU during fine-tuning, per head (mean over seeds), beside the backbone's pre-training
-# curve: a head still rising at the end would be compared before its plateau.
+# curve: a head still rising at the end would be compared before its plateau. (On CamVid the curve
+# scores 24 evenly spaced test frames; the table scores all 233.)
 
 # %%
 import matplotlib.pyplot as plt

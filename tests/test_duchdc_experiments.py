@@ -117,3 +117,7 @@ def test_camvid_data_is_named_when_missing_and_resized_to_the_world_height(tmp_p
     assert data.suffix == "_camvid" and data.thin_names == ["pole", "sign/symbol"]
     assert len(raw) == 367 and len(test) == 233
     assert test[0]["image"].shape[-2] == regime.size[0]
+    curve = data.curve_set(regime)  # the training curve scores a few evenly spaced test frames
+    assert len(curve) == max(regime.clips // 4, 2) < len(test)
+    assert float((curve[len(curve) - 1]["image"] - test[len(test) - 1]["image"]).abs().max()) == 0.0
+    assert X.WORLD.curve_set(regime) is X.WORLD.sets(regime)[1]

@@ -265,13 +265,23 @@ class Data:
         """The fixed resize of the raw training frames (1 for the world)."""
         return 1.0 if self.root is None else camvid_scale(regime)
 
+    def curve_set(self, regime: Regime):
+        """The held-out frames of the training curve: all of them on the world; on CamVid as many
+        as the world has (evenly spaced over the 233 test frames), as the curve only shows the
+        plateau and scoring every frame five times would cost as much as the training."""
+        _, val = self.sets(regime)
+        if self.root is None:
+            return val
+        n = max(regime.clips // 4, 2)
+        return _Transformed(val, keep=np.linspace(0, len(val) - 1, n).round().astype(int))
+
     def fingerprint(self, regime: Regime) -> str:
         raw, val = self.sets(regime)
         return (raw.fingerprint()[:16] + val.fingerprint()[:16])
 
     def key(self, regime: Regime) -> dict:
         """What identifies the data in a cached run's key (world: the regime says it all)."""
-        return {} if self.root is None else {"camvid": self.fingerprint(regime)}
+        return {} if self.root is None else {"camvid": self.fingerprint(regime), "curve_frames": len(self.curve_set(regime))}
 
     def config(self, cfg):
         return cfg if self.root is None else cfg.replace(dataset="camvid", data_root=self.root,
@@ -316,18 +326,21 @@ def train_set(regime: Regime, arm: Arm, raw, prescale: float = 1.0):
 
 
 class _Transformed(torch.utils.data.Dataset):
-    """``raw[i]`` through ``transform`` (the raw dataset keeps no transform of its own)."""
+    """``raw[i]`` through ``transform`` (the raw dataset keeps no transform of its own); with
+    ``keep``, only those items of ``raw``, in that order."""
 
-    def __init__(self, raw, transform):
+    def __init__(self, raw, transform=None, keep: Sequence[int] | None = None):
         self.raw, self.transform = raw, transform
+        self.keep = list(range(len(raw))) if keep is None else [int(k) for k in keep]
         self.num_classes, self.ignore_index = raw.num_classes, raw.ignore_index
         self.class_names = raw.class_names
 
     def __len__(self):
-        return len(self.raw)
+        return len(self.keep)
 
     def __getitem__(self, i):
-        return self.transform(self.raw[i])
+        item = self.raw[self.keep[i]]
+        return item if self.transform is None else self.transform(item)
 
 
 def majority_filter(pred: torch.Tensor, num_classes: int, k: int = 5) -> torch.Tensor:
@@ -419,7 +432,8 @@ def _arm(regime: Regime, name: str, seed: int, data: Data = WORLD, cache: bool =
         net.backbone.load_state_dict(pre.backbone.state_dict())  # shapes agree for every rate / stride
         raw, val = data.sets(regime)
         curve = []
-        out = engine.train(cfg, model=net, train_set=train_set(regime, arm, raw, data.prescale(regime)), val_set=val,
+        out = engine.train(cfg, model=net, train_set=train_set(regime, arm, raw, data.prescale(regime)),
+                           val_set=data.curve_set(regime),
                            callbacks=[lambda i: curve.append([i["step"], 100 * i["metrics"]["miou"]])
                                       if i["event"] == "eval" else None])
         s = score(predictions(out["model"], val), val, thin=data.thin)
