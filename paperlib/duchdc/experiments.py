@@ -150,7 +150,8 @@ class Regime:
         arm = self.pretrain_arm if pretrain else (arm or ARMS["bilinear (baseline)"])
         batch = (self.pre_batch or self.batch) if pretrain else self.batch
         if arm.scheme == "jitter7":  # the paper cut its batch for the bigger patches: equal labelled pixels
-            batch = max(1, round(self.batch * (self.patch_sizes()["crop"] / self.patch_sizes()["patch"]) ** 2))
+            sizes = self.patch_sizes()
+            batch = max(1, round(self.batch * (sizes["crop"] / sizes["patch"]) ** 2))
         return config_from_params(
             "cpu", name=name, model="deeplabv2_resnet101", model_width=self.width,
             model_options=arm.model_options(self.depth, self.rate_scale), world_image_size=self.size, world_clips=self.clips,
@@ -181,16 +182,18 @@ class Regime:
     def backbone_spec(self) -> dict:
         """What makes the backbone (its cache key): the fine-tuning fields (``steps``,
         ``curve_points``) are left out, so regimes that differ only there share it."""
-        cfg = self.config(0, "duchdc_backbone", pretrain=True)
-        return {"world": [self.domain, list(self.size), self.clips, self.world_seed + 1], "arm": dataclasses.asdict(self.pretrain_arm), "depth": self.depth,
-                "width": self.width, "steps": self.pre_steps, "crop": list(self.pre_crop), "batch": self.pre_batch or self.batch,
-                "scale": list(self.scale), "optimizer": self.optimizer, "lr": self.lr,
-                "rates": list(cfg.model_options["rates"])}
+        arm = self.pretrain_arm
+        return {"world": [self.domain, list(self.size), self.clips, self.world_seed + 1],
+                "arm": dataclasses.asdict(arm), "depth": self.depth, "width": self.width, "steps": self.pre_steps,
+                "crop": list(self.pre_crop), "batch": self.pre_batch or self.batch, "scale": list(self.scale),
+                "optimizer": self.optimizer, "lr": self.lr,
+                "rates": list(arm.model_options(self.depth, self.rate_scale)["rates"])}
 
     def describe(self) -> str:
         (h, w), (ch, cw) = self.size, self.crop
         return (f"the {self.domain} world at {h}x{w} ({self.clips} training frames); deeplabv2 at ResNet-{self.depth} "
-                f"depth, width {self.width}; backbone pre-trained {self.pre_steps} steps at output stride 32 (bilinear head) on world "
+                f"depth, width {self.width}; backbone pre-trained {self.pre_steps} steps at output stride {self.pre_ds} "
+                f"(bilinear head) on world "
                 f"seed {self.world_seed + 1}; every arm fine-tuned {self.steps} steps of batch {self.batch} on "
                 f"{ch}x{cw} crops, {self.optimizer} lr {self.lr:g}")
 
