@@ -40,8 +40,8 @@ Scores (``score``) on the whole held-out frames: mIoU, per-class IoU, the thin c
 (pole, traffic light, traffic sign), the boundary F-score at 2 px (``metrics.boundary_f_score``)
 and *speckle* (share of pixels unlike their 5x5 majority: the gridding artefact of Figure 5).
 
-Honest limits: the backbone was pre-trained under a bilinear classifier (at stride 32), where
-ImageNet's was a classification head; the world's thin objects are
+Honest limits: the backbone was pre-trained under a bilinear classifier (at stride ``pre_ds``),
+where ImageNet's was a classification head; the world's thin objects are
 rendered, not photographed; 4 paired seeds vary the heads' initialisation and data order, never
 the backbone (there is one, as the paper's ImageNet weights are one).
 """
