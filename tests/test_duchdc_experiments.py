@@ -121,3 +121,10 @@ def test_camvid_data_is_named_when_missing_and_resized_to_the_world_height(tmp_p
     assert len(curve) == max(regime.clips // 4, 2) < len(test)
     assert float((curve[len(curve) - 1]["image"] - test[len(test) - 1]["image"]).abs().max()) == 0.0
     assert X.WORLD.curve_set(regime) is X.WORLD.sets(regime)[1]
+
+
+def test_label_grid_ceiling_is_exact_at_stride_one_and_falls_with_the_stride():
+    c = X.label_grid_ceiling(X.WORLD, X.SMOKE_REGIME, strides=(1, 2, 8, 32)).set_index("output stride")
+    assert c.at[1, "mIoU"] == pytest.approx(100.0) and c.at[1, "boundary F"] == pytest.approx(100.0)
+    assert c["mIoU"].is_monotonic_decreasing and c.at[32, "mIoU"] < c.at[2, "mIoU"] - 20
+    assert c.at[8, "thin mean"] < c.at[2, "thin mean"]  # thin things vanish below the grid first

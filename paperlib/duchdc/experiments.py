@@ -385,6 +385,33 @@ def score(preds: Sequence[torch.Tensor], frames, thin: Sequence[int] = THIN, tol
             "boundary F": 100 * boundary_f_score(bcounts), "speckle %": 100 * float(np.mean(speck))}
 
 
+def label_grid_ceiling(data: "Data", regime: Regime, strides: Sequence[int] = (1, 2, 8, 16, 32)) -> "pd.DataFrame":
+    """The best score a prediction made at output stride ``s`` can reach: each held-out label map
+    as class shares pooled over ``s x s`` cells (ignored pixels count nothing), bilinearly upsampled
+    back (as the bilinear head upsamples its logits) and argmaxed, then ``score``d against the full
+    labels. No model: it measures what the output grid alone loses (Table 1's DS rows; DUC cell 2
+    at DS 8 predicts on a stride-2 grid, cell 1 on stride 1).
+
+        P_s = up_s(avgpool_s(onehot(y))),   ceiling(s) = score(argmax_c P_s, y)
+    """
+    import pandas as pd
+    _, val = data.sets(regime)
+    nc, out = val.num_classes, []
+    labels = [val[k]["label"] for k in range(len(val))]
+    for s in strides:
+        preds = []
+        for y in labels:
+            known = (y != val.ignore_index) & (y < nc)
+            onehot = F.one_hot(torch.where(known, y, 0).long(), nc).permute(2, 0, 1)[None].float() * known
+            shares = F.avg_pool2d(onehot, s, ceil_mode=True) if s > 1 else onehot
+            up = F.interpolate(shares, size=y.shape, mode="bilinear", align_corners=False) if s > 1 else shares
+            preds.append(up[0].argmax(0))
+        r = score(preds, val, thin=data.thin)
+        out.append({"output stride": int(s), "mIoU": r["mIoU"], "thin mean": r["thin mean"],
+                    "boundary F": r["boundary F"]})
+    return pd.DataFrame(out)
+
+
 #: Bump when what a cached backbone or arm run holds, or how it is trained, changes.
 VERSION = 1
 
