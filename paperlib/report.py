@@ -57,11 +57,11 @@ REVIEW_NOTES = {
              "measurable on a CPU, the accuracy claims need the paper's scale."),
     "duchdc": ("**Easy / hard.** The gridding rule (Eq. 2), the DUC layout and the ERF analysis are "
                "exact and reproduce as sanity checks. Hard: the paper changes only the top layer of a "
-               "trained ResNet-101, and DUC's argument needs thin things below the output stride. Table 3 "
-               "now fine-tunes every head from one shared pre-trained backbone on 256x512 frames "
-               "(`paperlib.duchdc.experiments`, issue #19), gated by a thin-class control; Tables 1 and 2 "
-               "(and the CamVid rows) are still the from-scratch runs on 128x256 frames until they are "
-               "rerun the same way."),
+               "trained ResNet-101, and DUC's argument needs thin things below the output stride. Tables 1 "
+               "and 3 (world and CamVid) fine-tune every head from one shared pre-trained backbone on "
+               "256x512 frames (`paperlib.duchdc.experiments`, issue #19), gated by a thin-class control "
+               "that passes on the world and fails on CamVid; Table 2 is still the from-scratch run on "
+               "128x256 frames until it is rerun the same way."),
     "gsvnet": ("**Easy / hard.** The modules and the complexity (Table 2) match the official code. "
                "Hard: the propagation network needs a converged flow net and fusion; at `cpu` it "
                "trains for a few hundred steps, and speed on one CPU thread is dominated by "
