@@ -12,6 +12,7 @@
 
 # %%
 # paperlib: writes tables/duchdc/table2, figures/duchdc/fig5_gridding
+# (with data_root, instead: tables/duchdc/table2_camvid, figures/duchdc/fig5_gridding_camvid)
 
 # %% [markdown]
 # # DUC/HDC Table 2 and Figure 5: hybrid dilated convolution
@@ -42,61 +43,53 @@
 # of predicted pixels that disagree with the majority label of their 5x5 neighbourhood (a grid
 # pattern of wrong pixels raises it).
 #
-# **Scale.** At `smoke`/`cpu` the network is `deeplabv2_resnet101` with the DUC head (cell 2, ASPP
-# rates 6/12/18/24) scaled down: ResNet-50 depth (bottleneck blocks 3-4-6-3, so res4 has 6
-# blocks and the sawtooths are cycled over them: Dilation-RF = 1, 2, 3, 1, 2, 3; Dilation-bigger =
-# 1, 2, 5, 9, 1, 2) and base width 8 instead of 64, trained from scratch on the synthetic world with
-# the 12-fold patch scheme (`paperlib.data.patches`).
+# **How it is tested here** (`paperlib.duchdc.experiments`, issue #19). HDC sets one rate per
+# *bottleneck* block, so the variants need ResNet-50's structure (res4 has 6 blocks: the sawtooths
+# are cycled over them, Dilation-RF = 1, 2, 3, 1, 2, 3; Dilation-bigger = 1, 2, 5, 9, 1, 2; res5 has
+# the paper's 3 blocks), here at base width 8. Every variant starts from one **shared pre-trained
+# backbone** (a plain ResNet-50, output stride 32 without dilation as ImageNet's, pre-trained on
+# *another* world), is set to output stride 8 with the variant's rates and a fresh DUC (cell 2) top
+# layer, and is fine-tuned the same steps and data order per seed (`HDC_REGIME`). The training crops
+# are 256 px (the frame height; a 32x32 feature map, wider than every rate, res5's largest 17) at
+# batch 2, the labelled pixels per step of Tables 1 and 3; the rates are the paper's, unscaled.
+# With `data_root` the same variants are fine-tuned on **real CamVid** (resized to 256 rows).
 
 # %% tags=["parameters"]
 profile = "smoke"
-steps = None          # None: the per-profile number below
-seeds = None          # None: the per-profile seeds below
-depth = None          # None: 50 at smoke/cpu, 101 at gpu/paper
-width = None          # None: 8 at smoke/cpu, the paper's 64 at gpu/paper
-n_frames = 3          # validation frames shown in Figure 5
+seeds = None          # None: the profile's seeds (smoke [0, 1], cpu/gpu/paper [0, 1, 2, 3])
+jobs = None           # None: processes of one thread each (smoke 1, else 2); does not change results
+n_frames = 2          # Figure 5: this many largest-gap frames and as many random ones
+data_root = None      # None: the world (table2); a real CamVid folder (SegNet layout): table2_camvid
 
 # %%
+import dataclasses
 import time
 
 import numpy as np
 import pandas as pd
-import torch
-from torch.nn import functional as F
 
-from paperlib.config import config_from_params
+from paperlib import claims
+from paperlib.duchdc import experiments as X
 from paperlib.gridding import has_gridding, receptive_field, rf_increase
 from paperlib.models.backbones import RESNET_DEPTHS, hdc_block_rates
-from paperlib.repro import check_params, config_overrides, int_list_or_none, profile_sizes
+from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 
 STARTED = time.time()
-
-
-ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "steps": (int, type(None)), "seeds": int_list_or_none,
-           "depth": (50, 101, 152, None), "width": (int, type(None)), "n_frames": int}
-params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
-SCALE = {
-    "smoke": dict(depth=50, width=8, steps=2, seeds=[0], batch_size=2),
-    "cpu": dict(depth=50, width=8, steps=120, seeds=[0, 1], batch_size=8),
-    "gpu": dict(depth=101, width=None, steps=None, seeds=[0, 1], batch_size=None),
-    "paper": dict(depth=101, width=None, steps=None, seeds=[0], batch_size=None),
-}[profile]
-SIZES = profile_sizes(SCALE, depth=depth, width=width, seeds=seeds, steps=steps)  # a parameter, else the profile's
-DEPTH, WIDTH, SEEDS = SIZES["depth"], SIZES["width"], list(SIZES["seeds"])
-BLOCKS = RESNET_DEPTHS[DEPTH][1][2:]
-# table name -> hdc_block_rates variant
-VARIANTS = {"standard dilation (2, 4)": "baseline", "No dilation": "no_dilation", "Dilation-conv": "dilation_conv",
-            "Dilation-RF": "dilation_rf", "Dilation-bigger": "dilation_bigger"}
+ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_none, "jobs": positive_or_none,
+           "n_frames": int, "data_root": (str, type(None))}
+params = check_params({name: globals()[name] for name in ALLOWED}, ALLOWED)
+params.pop("jobs")  # how many processes ran it is not part of the result
+REGIME, SEEDS, JOBS = X.profile_setup(profile, seeds, jobs, hdc=True)
+DATA = X.Data(data_root)  # fails fast, naming a missing CamVid folder
+TABLE_ID = "table2" + DATA.suffix
+claims.declared("duchdc", TABLE_ID)  # fail fast: this table's claims must be declared before the run
+BLOCKS = RESNET_DEPTHS[REGIME.depth][1][2:]
+VARIANTS = {name: X.ARMS[name].hdc or "baseline" for name in X.TABLE2}  # table name -> hdc_block_rates variant
 OUTPUT_STRIDE = 8
-
-over = dict(model="deeplabv2_resnet101", model_width=WIDTH,
-            **config_overrides(SIZES, "steps", "batch_size"))  # None: the profile's default
-configs = {(v, s): config_from_params(profile, **over, seed=s, name=f"duchdc_table2_{VARIANTS[v]}_{s}",
-                                      model_options={"depth": DEPTH, "head": "duc", "cell": 2, "hdc": VARIANTS[v]})
-           for v in VARIANTS for s in SEEDS}
-base_cfg = next(iter(configs.values()))
-print(f"{len(configs)} runs; ResNet-{DEPTH} (res4 {BLOCKS[0]} blocks, res5 {BLOCKS[1]}), width {WIDTH or 64}, "
-      f"{base_cfg.steps} steps, batch {base_cfg.batch_size}")
+params.update(seeds=SEEDS, regime=dataclasses.asdict(REGIME), data=DATA.describe(),
+              rates={v: hdc_block_rates(VARIANTS[v], BLOCKS) for v in VARIANTS})
+print(REGIME.describe())
+print(f"{DATA.describe()}: ResNet-{REGIME.depth} (res4 {BLOCKS[0]} blocks, res5 {BLOCKS[1]}), seeds {SEEDS}")
 
 # %% [markdown]
 # ## RF increased, computed
@@ -119,74 +112,25 @@ rf_table = pd.DataFrame(rf_rows)
 rf_table
 
 # %% [markdown]
-# ## Train every variant
-# Same seeds, steps and 12-fold patches; evaluation on whole validation frames.
+# ## Fine-tune every variant
+# Cached runs (`duchdc_arm`). Scores on the whole held-out frames: mIoU, thin classes, boundary
+# F-score and **speckle** -- the share of predicted pixels unlike the majority of their 5x5
+# neighbourhood (a grid pattern of wrong pixels raises it; 0 for a piecewise-constant map).
 
 # %%
-from paperlib import engine
-from paperlib.data import get_dataset
-from paperlib.data.patches import build_patch_dataset
-from paperlib.data.transforms import build_eval_transform
-
-raw_train = get_dataset(base_cfg, base_cfg.train_split, None)
-train_set = build_patch_dataset(raw_train, "fixed12", multiple=16)
-val_set = get_dataset(base_cfg, base_cfg.val_split, build_eval_transform())
-class_names = list(raw_train.class_names)
-print(f"{len(train_set)} 12-fold patches from {len(raw_train)} frames; {len(val_set)} validation frames")
-
-results = {}
-for (v, s), cfg in configs.items():
-    t0 = time.time()
-    results[(v, s)] = engine.train(cfg, train_set=train_set, val_set=val_set)
-    print(f"{v:26s} seed {s}: mIoU {100 * results[(v, s)]['metrics']['miou']:5.1f}  ({time.time() - t0:.0f} s)")
-
-# %% [markdown]
-# ## Speckle: the artefact measured
-# For each model, every validation frame's prediction is compared with its own 5x5 majority
-# filter; speckle = % of pixels that differ (0 for a piecewise-constant map).
-
-# %%
-from paperlib.engine import predict_logits
-
-
-def majority_filter(pred: torch.Tensor, num_classes: int, k: int = 5) -> torch.Tensor:
-    """(H, W) labels -> the most frequent label in each k x k window (zero padding counts nothing)."""
-    onehot = F.one_hot(pred.long(), num_classes).permute(2, 0, 1)[None].float()
-    return F.avg_pool2d(onehot, k, stride=1, padding=k // 2, count_include_pad=False)[0].argmax(0)
-
-
-def predictions(net, frames):
-    net.eval()
-    with torch.no_grad():
-        return [predict_logits(net, val_set[k]["image"][None]).argmax(1)[0] for k in frames]
-
-
-speckle = {}
-all_frames = list(range(len(val_set)))
-for key, res in results.items():
-    preds = predictions(res["model"], all_frames)
-    speckle[key] = 100 * float(np.mean([(p != majority_filter(p, base_cfg.num_classes)).float().mean() for p in preds]))
-
-# %% [markdown]
-# ## The table
-# One row per variant and seed: mIoU and speckle (%), beside the computed RF columns.
-
-# %%
+runs = X.run_arms(REGIME, list(X.TABLE2), SEEDS, jobs=JOBS, data=DATA)
 rf_by = rf_table.set_index("variant")
-rows = []
-for (v, s), res in results.items():
-    rows.append({"variant": v, "RF increased, ResNet-101 (input px)": int(rf_by.loc[v, "RF increased, ResNet-101 (input px)"]),
-                 "RF increased, ours (input px)": int(rf_by.loc[v, "RF increased, ours (input px)"]),
-                 "gridding (holes)": bool(rf_by.loc[v, "gridding (holes)"]), "seed": s,
-                 "mIoU": 100 * res["metrics"]["miou"], "speckle %": speckle[(v, s)]})
-table = pd.DataFrame(rows)
+table = X.table_frame(runs, DATA).rename(columns={"method": "variant"})
+for i, col in enumerate(("RF increased, ResNet-101 (input px)", "RF increased, ours (input px)", "gridding (holes)")):
+    table.insert(1 + i, col, [rf_by.loc[v, col] for v in table.variant])
 KEYS = ["variant", "RF increased, ResNet-101 (input px)", "RF increased, ours (input px)", "gridding (holes)"]
-table.drop(columns="seed").groupby(KEYS, sort=False).mean().round(1)
+VALUES = ["mIoU", "speckle %", "thin mean", "boundary F"]
+table.groupby(KEYS, sort=False)[VALUES].agg(["mean", "sem"]).round(1)
 
 # %% [markdown]
 # ## Claims
-# Declared in `paperlib/reference/claims/duchdc.toml` (`table2`) before this run; verdicts from
-# `paperlib.claims`, paired by seed (every variant shares each seed's initialisation and data order).
+# Declared in `paperlib/reference/claims/duchdc.toml` (`table2`, `table2_camvid`) before this
+# run; verdicts from `paperlib.claims`, paired by seed (every variant shares each seed's data order).
 #
 # * "Increasing receptive field size generally yields higher accuracy" is tested on a derived
 #   per-seed quantity: Spearman's rho between `RF increased, ours` and mIoU over the four HDC
@@ -198,74 +142,74 @@ table.drop(columns="seed").groupby(KEYS, sort=False).mean().round(1)
 #   (Dilation-RF lower), depend on the check that the standard stack grids and the HDC stacks do not.
 
 # %%
-from paperlib import claims
 from paperlib.duchdc_analysis import rank_correlation_per_unit, same_order
 
 hdc_rows = ["No dilation", "Dilation-conv", "Dilation-RF", "Dilation-bigger"]
+top_rate = max(max(r) for v in VARIANTS.values() for r in hdc_block_rates(v, BLOCKS).values())
+feat = REGIME.crop[0] // OUTPUT_STRIDE
 CHECKS = {
-    "t2_rf_order_kept": same_order(rf_by.loc[hdc_rows, "RF increased, ResNet-101 (input px)"].to_dict(),
-                                   rf_by.loc[hdc_rows, "RF increased, ours (input px)"].to_dict()),
-    "t2_gridding_structure": (bool(rf_by.loc["standard dilation (2, 4)", "gridding (holes)"]
-                                   and not rf_by.loc[[v for v in hdc_rows if v != "No dilation"], "gridding (holes)"].any()),
-                              "holes (brute force): " + ", ".join(f"{v} {bool(h)}" for v, h in rf_by["gridding (holes)"].items())),
+    f"{TABLE_ID}_rates_fit": (top_rate < feat, f"{REGIME.crop[0]}-px training crop: {feat}x{feat} feature map; "
+                                               f"largest rate {top_rate}; largest RF of res4+res5 "
+                                               f"{int(rf_by['RF of res4+res5, ours (feature px)'].max())} feature px"),
+    f"{TABLE_ID}_rf_order_kept": same_order(rf_by.loc[hdc_rows, "RF increased, ResNet-101 (input px)"].to_dict(),
+                                            rf_by.loc[hdc_rows, "RF increased, ours (input px)"].to_dict()),
+    f"{TABLE_ID}_gridding_structure": (
+        bool(rf_by.loc["standard dilation (2, 4)", "gridding (holes)"]
+             and not rf_by.loc[[v for v in hdc_rows if v != "No dilation"], "gridding (holes)"].any()),
+        "holes (brute force): " + ", ".join(f"{v} {bool(h)}" for v, h in rf_by["gridding (holes)"].items())),
 }
 RHO = rank_correlation_per_unit(table, "RF increased, ours (input px)", "mIoU", arm="variant", arms=hdc_rows,
                                 name="Spearman rho: RF increased vs mIoU", unit="seed", out="rho")
 print(RHO.to_string(index=False))
-CLAIMS = claims.evaluate(claims.declared("duchdc", "table2"), pd.concat([table, RHO], ignore_index=True),
+CLAIMS = claims.evaluate(claims.declared("duchdc", TABLE_ID), pd.concat([table, RHO], ignore_index=True),
                          arm="variant", value="mIoU", unit="seed", checks=CHECKS)
 claims.show(CLAIMS)
-if profile == "smoke":
-    print("(smoke trains for a handful of steps: the numbers test the code path, not the paper.)")
 
 # %%
-from paperlib.repro import write_table
-
-write_table(table, "duchdc", "table2", profile=profile, by=KEYS, value_cols=["mIoU", "speckle %"], floatfmt=".1f",
-            seeds=SEEDS, started=STARTED, data_fingerprint=raw_train.fingerprint(), claims=CLAIMS,
-            params={**params, "depth": DEPTH, "width": WIDTH, "seeds": SEEDS, "config": base_cfg.to_dict(),
-                    "rates": {v: hdc_block_rates(VARIANTS[v], BLOCKS) for v in VARIANTS}},
-            notes=f"deeplabv2_resnet101 + DUC (cell 2) scaled down: ResNet-{DEPTH} stage structure (res4 {BLOCKS[0]} "
-                  f"blocks), base width {WIDTH or 64}; {base_cfg.steps} steps, batch {base_cfg.batch_size}, 12-fold "
-                  f"patches, from scratch on the synthetic world ({profile} profile). 'RF increased' computed by "
-                  "paperlib.gridding.rf_increase (one 3x3 conv per block, x output stride 8). The paper's Table 2 "
-                  "mIoU values are lost from the text extraction, so no paper column is shown. speckle = % of "
-                  "predicted pixels that differ from their 5x5 majority label.")
+write_table(table, "duchdc", TABLE_ID, profile=profile, by=KEYS, value_cols=VALUES, floatfmt=".1f",
+            seeds=SEEDS, started=STARTED, data_fingerprint=DATA.fingerprint(REGIME), claims=CLAIMS, params=params,
+            notes=f"{DATA.describe()}; {REGIME.describe()}; DUC (cell 2) head, ResNet-{REGIME.depth} stage "
+                  f"structure (res4 {BLOCKS[0]} blocks). 'RF increased' computed by paperlib.gridding.rf_increase "
+                  "(one 3x3 conv per block, x output stride 8). The paper's Table 2 mIoU values are lost from the "
+                  "text extraction, so no paper column is shown. speckle = % of predicted pixels that differ from "
+                  f"their 5x5 majority label; 'thin mean': mean IoU of {', '.join(DATA.thin_names)}; 'boundary F': "
+                  "boundary F-score, 2-px tolerance.")
 
 # %% [markdown]
 # ## Figure 5: standard dilation vs Dilation-RF on the same frames
-# The validation frames where the two models' speckle differs most (seed of the first run);
-# rows: image, ground truth, standard dilation (2, 4), Dilation-RF.
+# The held-out frames where the two models' speckle differs most (first seed), and as many frames
+# drawn at random: rows are image, ground truth, standard dilation (2, 4), Dilation-RF.
 
 # %%
 import matplotlib.pyplot as plt
+import torch
 
 from paperlib.data import denormalize
 from paperlib.data.labels import colorize
-from paperlib.repro import save_figure
+from paperlib.engine import predict_logits
 
 s0 = SEEDS[0]
-std_preds = predictions(results[("standard dilation (2, 4)", s0)]["model"], all_frames)
-rf_preds = predictions(results[("Dilation-RF", s0)]["model"], all_frames)
-gap = [float((a != majority_filter(a, base_cfg.num_classes)).float().mean()
-             - (b != majority_filter(b, base_cfg.num_classes)).float().mean()) for a, b in zip(std_preds, rf_preds)]
-shown = list(np.argsort(gap)[::-1][:max(1, min(n_frames, len(all_frames)))])
-fig, axes = plt.subplots(4, len(shown), figsize=(3.6 * len(shown), 7.2), squeeze=False)
+top, rand = X.speckle_gap_frames(REGIME, "standard dilation (2, 4)", "Dilation-RF", s0, max(1, n_frames), DATA)
+_, held_out = DATA.sets(REGIME)
+nets = {m: X.arm_model(REGIME, m, s0, DATA) for m in ("standard dilation (2, 4)", "Dilation-RF")}
+shown = top + rand
+fig, axes = plt.subplots(4, len(shown), figsize=(3.6 * len(shown), 6.4), squeeze=False)
 for j, k in enumerate(shown):
-    item = val_set[int(k)]
+    item = held_out[k]
+    with torch.no_grad():
+        preds = {m: predict_logits(n, item["image"][None]).argmax(1)[0].numpy().astype(np.uint8) for m, n in nets.items()}
     panels = [("image", denormalize(item["image"])), ("ground truth", colorize(item["label"].numpy())),
-              ("standard dilation (2, 4)", colorize(std_preds[k].numpy().astype(np.uint8))),
-              ("Dilation-RF (HDC)", colorize(rf_preds[k].numpy().astype(np.uint8)))]
+              ("standard dilation (2, 4)", colorize(preds["standard dilation (2, 4)"])),
+              ("Dilation-RF (HDC)", colorize(preds["Dilation-RF"]))]
     for i, (title, im) in enumerate(panels):
         axes[i, j].imshow(im)
-        axes[i, j].set_title(f"{title} (frame {k})" if i == 0 else title, fontsize=8)
+        kind = "largest gap" if k in top else "random"
+        axes[i, j].set_title(f"frame {k} ({kind})" if i == 0 else title, fontsize=8)
         axes[i, j].axis("off")
-fig.suptitle("Figure 5: gridding artefacts, standard dilation vs HDC (Dilation-RF)")
+fig.suptitle(f"Figure 5: gridding artefacts, standard dilation vs HDC (Dilation-RF), {DATA.describe()}")
 plt.tight_layout()
-save_figure(fig, "duchdc", "fig5_gridding", profile=profile, seeds=[s0], started=STARTED,
-            params={**params, "depth": DEPTH, "width": WIDTH, "frames": [int(k) for k in shown]},
-            data_fingerprint=raw_train.fingerprint(),
-            notes="Predictions of the standard-dilation (2, 4) and Dilation-RF DUC models on the same validation frames.")
-
-# %%
+save_figure(fig, "duchdc", "fig5_gridding" + DATA.suffix, profile=profile, seeds=[s0], started=STARTED,
+            params=dict(params, frames={"largest gap": top, "random": rand}),
+            notes="Predictions of the standard-dilation (2, 4) and Dilation-RF DUC models on the same held-out "
+                  "frames: the largest speckle gaps and randomly drawn ones.")
 print(f"done in {time.time() - STARTED:.0f} s")
