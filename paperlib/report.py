@@ -60,8 +60,9 @@ REVIEW_NOTES = {
                "trained ResNet-101, and DUC's argument needs thin things below the output stride. Tables 1 "
                "and 3 (world and CamVid) fine-tune every head from one shared pre-trained backbone on "
                "256x512 frames (`paperlib.duchdc.experiments`, issue #19), gated by a thin-class control "
-               "that passes on the world and fails on CamVid; Table 2 (world) fine-tunes the HDC variants from "
-               "a plain ResNet-50-structure backbone, which stays weak at this scale (27-28 mIoU)."),
+               "that passes on the world and fails on CamVid; Table 2 fine-tunes the HDC variants from a plain "
+               "ResNet-50-structure backbone, which stays weak at this scale (27-28 mIoU on the world, "
+               "23-25 on CamVid), with no positive control that wider context can help there."),
     "gsvnet": ("**Easy / hard.** The modules and the complexity (Table 2) match the official code. "
                "Hard: the propagation network needs a converged flow net and fusion; at `cpu` it "
                "trains for a few hundred steps, and speed on one CPU thread is dominated by "
@@ -69,13 +70,10 @@ REVIEW_NOTES = {
 }
 
 
-_NOT_YET = ("not yet run on the shared pre-trained backbone (issue #19): about 40 CPU minutes on 2 cores "
-            "(`duchdc_table2_hdc` with `data_root`); no from-scratch table was ever committed for it")
 #: Paper tables that no notebook regenerates here, and why (listed and counted as *not done*).
 NOT_DONE = {
     "vplr": {"Table 5 (KITTI test set)": "no KITTI data here and none may be downloaded; the KITTI test "
                                          "server is out of reach as well"},
-    "duchdc": {"Table 2 on CamVid (table2_camvid)": _NOT_YET},
 }
 
 
