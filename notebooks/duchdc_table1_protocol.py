@@ -97,7 +97,7 @@ claims.declared("duchdc", TABLE_ID)  # fail fast: this table's claims must be de
 ROW_NAMES = [r for r in X.TABLE1 if rows is None or r in rows]
 SIZES = REGIME.patch_sizes()
 params.update(seeds=SEEDS, regime=dataclasses.asdict(REGIME), rows=ROW_NAMES, sizes=SIZES,
-              arms={r: dataclasses.asdict(X.ARMS[r]) for r in ROW_NAMES}, data=DATA.describe())
+              arms={r: X.ARMS[r].spec() for r in ROW_NAMES}, data=DATA.describe())
 print(REGIME.describe())
 print(f"{DATA.describe()}: rows {ROW_NAMES}, seeds {SEEDS}; patch sizes {SIZES}")
 

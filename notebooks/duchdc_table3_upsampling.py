@@ -84,7 +84,7 @@ claims.declared("duchdc", TABLE_ID)  # fail fast: this table's claims must be de
 CELL1 = (profile == "smoke") if duc_cell1 is None else duc_cell1
 METHODS = [m for m in X.TABLE3 if CELL1 or m != "DUC (cell 1)"]
 params.update(seeds=SEEDS, regime=dataclasses.asdict(REGIME), methods=METHODS,
-              arms={m: dataclasses.asdict(X.ARMS[m]) for m in METHODS}, data=DATA.describe())
+              arms={m: X.ARMS[m].spec() for m in METHODS}, data=DATA.describe())
 print(REGIME.describe())
 print(f"{DATA.describe()}: heads {METHODS}, seeds {SEEDS}")
 

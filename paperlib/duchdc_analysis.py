@@ -7,7 +7,8 @@ The claims themselves are declared in ``paperlib/reference/claims/duchdc.toml`` 
   of rows, or without the cell-1 / CRF arms, has no data for some of them);
 - computes the derived per-seed quantity of Table 2's "increasing receptive field size generally
   yields higher accuracy" (:func:`rank_correlation_per_unit`: Spearman's rho between the variants'
-  RF increase and their mIoU, one value per seed);
+  RF increase and their mIoU, one value per seed) and of Table 1's cell-size rationale
+  (:func:`difference_per_unit`: cell 2 minus cell 1 per seed, on exact and on noisy labels);
 - computes the booleans of the structural checks the claims depend on (:func:`aspp_rates_fit`,
   :func:`same_order`, :func:`params_matched`).
 """
@@ -87,6 +88,21 @@ def rank_correlation_per_unit(df: pd.DataFrame, x: str, y: str, arm: str, arms: 
             rho = float(xs.rank().corr(ys.rank()))
         rows.append({arm: name, unit: u, out: rho})
     return pd.DataFrame(rows, columns=[arm, unit, out])
+
+
+def difference_per_unit(df: pd.DataFrame, a: str, b: str, arm: str, name: str, cols: Sequence[str],
+                        unit: str = "seed") -> pd.DataFrame:
+    """Arm ``a`` minus arm ``b`` in each of ``cols``, one row per ``unit``: a long frame
+    ``{arm: name, unit: u, col: A_u - B_u}``. Two such rows per unit make an *interaction* a paired
+    claim ("the gain of a over b is larger here than there"). A unit missing either arm, or with
+    a failed (``failed`` true) row, gets NaN (a failed unit, never averaged)."""
+    rows = []
+    for u, g in df[df[arm].isin([a, b])].groupby(unit, sort=True):
+        g = g.set_index(arm)
+        bad = g["failed"].astype(bool).any() if "failed" in g.columns else False
+        ok = not bad and a in g.index and b in g.index
+        rows.append({arm: name, unit: u, **{c: float(g.at[a, c] - g.at[b, c]) if ok else float("nan") for c in cols}})
+    return pd.DataFrame(rows, columns=[arm, unit, *cols])
 
 
 def aspp_rates_fit(crop: int | Sequence[int], stride: int, rates: Sequence[int]) -> tuple[bool, str]:

@@ -41,7 +41,13 @@ def test_arms_change_only_what_their_row_says():
         diff = {k for k, v in dataclasses.asdict(X.ARMS[name]).items() if v != getattr(base, k)}
         assert len(diff) == 1, (name, diff)
     assert X.ARMS["DUC (cell 2)"].head == "duc" and X.ARMS["bilinear (baseline)"].head == "bilinear"
-    assert set(X.TABLE1) | set(X.TABLE2) | set(X.TABLE3) == set(X.ARMS)
+    assert set(X.TABLE1) | set(X.TABLE2) | set(X.TABLE3) | set(X.CELL_NOISE) == set(X.ARMS)
+    # the cell-size rationale's noisy arms are Table 1's exact ones with only the labels changed
+    for noisy, exact in (("DUC, noisy labels", "DUC"), ("DUC, cell 1, noisy labels", "DUC, cell 1")):
+        assert dataclasses.replace(X.ARMS[noisy], noise_px=0.0) == X.ARMS[exact] and X.ARMS[noisy].noise_px > 0
+        assert X.ARMS[noisy].spec() != X.ARMS[exact].spec()
+    # an exact-label arm's spec (its cache key) is what it was before the noise field existed
+    assert "noise_px" not in X.ARMS["DUC"].spec() and X.ARMS["DUC"].spec()["cell"] == 2
     # Table 2's variants differ from the standard-dilation model only in their rates
     for name in X.TABLE2[1:]:
         assert dataclasses.replace(X.ARMS[name], hdc=None) == X.ARMS["standard dilation (2, 4)"]
@@ -128,3 +134,28 @@ def test_label_grid_ceiling_is_exact_at_stride_one_and_falls_with_the_stride():
     assert c.at[1, "mIoU"] == pytest.approx(100.0) and c.at[1, "boundary F"] == pytest.approx(100.0)
     assert c["mIoU"].is_monotonic_decreasing and c.at[32, "mIoU"] < c.at[2, "mIoU"] - 20
     assert c.at[8, "thin mean"] < c.at[2, "thin mean"]  # thin things vanish below the grid first
+
+
+def test_label_noise_reaches_only_the_training_labels_and_is_measured_at_each_grid(tmp_path):
+    regime = X.SMOKE_REGIME
+    (exact, val), (noisy, val_n) = X.WORLD.sets(regime), X.WORLD.sets(regime, noise_px=3.0)
+    assert torch.equal(exact[0]["image"], noisy[0]["image"]) and len(exact) == len(noisy)
+    assert (torch.as_tensor(exact[0]["label"]) != torch.as_tensor(noisy[0]["label"])).any()
+    assert torch.equal(val[0]["label"], val_n[0]["label"])  # held-out labels stay exact
+    g = X.label_noise_grid(regime, 3.0).set_index("output stride")
+    assert list(g.index) == [1, 2] and g.at[1, "mIoU"] < 100.0  # the noisy labels are not the truth
+    assert X.label_noise_grid(regime, 0.0).at[0, "mIoU"] == pytest.approx(100.0)
+    (tmp_path / "train").mkdir()
+    with pytest.raises(ValueError, match="noise_px=3: label noise needs the world's annotator"):
+        X.Data(tmp_path).sets(regime, noise_px=3.0)  # CamVid's labels are what they are
+
+
+def test_difference_per_unit_pairs_by_seed_and_never_averages_a_failed_run():
+    import pandas as pd
+
+    from paperlib.duchdc_analysis import difference_per_unit
+    df = pd.DataFrame({"row": ["a", "b", "a", "b", "a"], "seed": [0, 0, 1, 1, 2], "mIoU": [5.0, 3.0, 4.0, 4.5, 9.0],
+                       "failed": [False, False, False, True, False]})
+    d = difference_per_unit(df, "a", "b", "row", "a - b", ["mIoU"]).set_index("seed")
+    assert d.at[0, "mIoU"] == 2.0 and np.isnan(d.at[1, "mIoU"]) and np.isnan(d.at[2, "mIoU"])
+    assert set(d["row"]) == {"a - b"}

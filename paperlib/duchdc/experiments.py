@@ -71,7 +71,9 @@ class Arm:
     """One model and training recipe of Tables 1-3. ``scheme``: ``"random"`` = the regime's random
     scale and crop (Table 3); ``"fixed12"`` / ``"jitter7"`` / ``"patch_random"`` = the paper's patch
     schemes of Table 1 (``paperlib.data.patches``: no random scaling, flip only), the last being
-    plain random crops of the 12-fold crop size."""
+    plain random crops of the 12-fold crop size. ``noise_px``: the training labels carry the world's
+    annotator's boundary noise of at most that many pixels (``paperlib.data.synthetic.annotate``;
+    held-out labels stay exact); 0 = exact labels."""
 
     head: str = "duc"          # bilinear | duc | deconv8 | deconv2x4
     cell: int = 2
@@ -79,6 +81,15 @@ class Arm:
     ds: int = 8                # output stride
     hdc: str | None = None     # an HDC variant of backbones.hdc_block_rates (None: standard 2, 4)
     scheme: str = "random"
+    noise_px: float = 0.0
+
+    def spec(self) -> dict:
+        """The arm as a dict (cache keys, table parameters); ``noise_px`` only when set, so the
+        exact-label arms keep the keys they had before it existed."""
+        out = dataclasses.asdict(self)
+        if not self.noise_px:
+            out.pop("noise_px")
+        return out
 
     def model_options(self, depth: int, rate_scale: float = 1.0) -> dict:
         """The ``deeplabv2_resnet101`` options; ASPP rates times ``rate_scale`` (rounded, >= 1)."""
@@ -107,6 +118,14 @@ ARMS = {
     "DUC, DS 32": Arm(ds=32, scheme="fixed12"),
     "DUC, 7-fold (bigger patch)": Arm(scheme="jitter7"),
 }
+#: Boundary noise (px, at 256x512) of the training labels of the cell-size rationale: more than a
+#: cell-2 cell (2 px), less than the thin objects' width; the world's annotator (``annotate``).
+CELL_NOISE_PX = 3.0
+# The cell-size rationale (Table 1's "cell 2 is slightly better"; the paper credits imprecise labels)
+ARMS.update({
+    "DUC, noisy labels": Arm(scheme="fixed12", noise_px=CELL_NOISE_PX),
+    "DUC, cell 1, noisy labels": Arm(cell=1, scheme="fixed12", noise_px=CELL_NOISE_PX),
+})
 # Table 2 (HDC variants of backbones.hdc_block_rates on ResNet-DUC, cell 2; the HDC regime)
 ARMS.update({
     "standard dilation (2, 4)": Arm(),
@@ -119,6 +138,7 @@ ARMS.update({
 TABLE2 = ("standard dilation (2, 4)", "No dilation", "Dilation-conv", "Dilation-RF", "Dilation-bigger")
 TABLE1 = ("bilinear baseline", "DUC, random crop", "DUC", "DUC, cell 1", "DUC, ASPP 6", "DUC, DS 16",
           "DUC, DS 32", "DUC, 7-fold (bigger patch)")
+CELL_NOISE = ("DUC", "DUC, cell 1", "DUC, noisy labels", "DUC, cell 1, noisy labels")
 TABLE3 = ("bilinear (baseline)", "deconv x8", "deconv x2 then x4", "DUC (cell 2)", "DUC (cell 1)")
 
 
@@ -184,7 +204,7 @@ class Regime:
         ``curve_points``) are left out, so regimes that differ only there share it."""
         arm = self.pretrain_arm
         return {"world": [self.domain, list(self.size), self.clips, self.world_seed + 1],
-                "arm": dataclasses.asdict(arm), "depth": self.depth, "width": self.width, "steps": self.pre_steps,
+                "arm": arm.spec(), "depth": self.depth, "width": self.width, "steps": self.pre_steps,
                 "crop": list(self.pre_crop), "batch": self.pre_batch or self.batch, "scale": list(self.scale),
                 "optimizer": self.optimizer, "lr": self.lr,
                 "rates": list(arm.model_options(self.depth, self.rate_scale)["rates"])}
@@ -266,10 +286,13 @@ class Data:
     def describe(self) -> str:
         return "the world" if self.root is None else "real CamVid (train 367 / test 233, resized to 256 rows)"
 
-    def sets(self, regime: Regime, pretrain: bool = False) -> tuple:
+    def sets(self, regime: Regime, pretrain: bool = False, noise_px: float = 0.0) -> tuple:
         """Raw training frames (before ``prescale``) and normalised held-out frames (``pretrain``:
-        the backbone's world)."""
-        return _sets(regime, self.root, pretrain)
+        the backbone's world; ``noise_px``: training labels with the world's annotation noise)."""
+        if noise_px and self.root is not None:
+            raise ValueError(f"noise_px={noise_px:g}: label noise needs the world's annotator; "
+                             f"CamVid's labels ({self.root}) are what they are")
+        return _sets(regime, self.root, pretrain, float(noise_px))
 
     def prescale(self, regime: Regime) -> float:
         """The fixed resize of the raw training frames (1 for the world)."""
@@ -302,11 +325,11 @@ WORLD = Data()
 
 
 @lru_cache(maxsize=4)
-def _sets(regime: Regime, root, pretrain: bool) -> tuple:
+def _sets(regime: Regime, root, pretrain: bool, noise_px: float = 0.0) -> tuple:
     from ..data import get_dataset
     from ..data.transforms import Compose, Normalize, build_eval_transform, scale_item
     if root is None:
-        cfg = regime.config(0, "duchdc_data", pretrain=pretrain)
+        cfg = regime.config(0, "duchdc_data", pretrain=pretrain).replace(noise_px=noise_px)
         return get_dataset(cfg, cfg.train_split, None), get_dataset(cfg, cfg.val_split, build_eval_transform())
     from ..data.datasets import build_dataset
     s = camvid_scale(regime)
@@ -399,10 +422,31 @@ def label_grid_ceiling(data: "Data", regime: Regime, strides: Sequence[int] = (1
 
         P_s = up_s(avgpool_s(onehot(y))),   ceiling(s) = score(argmax_c P_s, y)
     """
-    import pandas as pd
     _, val = data.sets(regime)
-    nc, out = val.num_classes, []
-    onehots = [_onehot(val[k]["label"], nc) for k in range(len(val))]
+    return _grid_scores(val, val, strides, data.thin)
+
+
+def label_noise_grid(regime: Regime, noise_px: float, strides: Sequence[int] = (1, 2)) -> "pd.DataFrame":
+    """What the annotation noise does to the *training targets* at each prediction grid: the noisy
+    training labels (``noise_px``) pooled over ``s x s`` cells and upsampled back, as in
+    ``label_grid_ceiling``, scored against the same frames' exact labels. Stride 1 is the noisy
+    label itself (what DUC cell 1 is asked to fit), stride 2 the best a cell-2 prediction trained
+    on it could hold; a higher score at 2 than at 1 means the coarser grid averages noise away (the
+    paper's rationale for cell 2), a lower one that it loses more detail than noise. No model.
+
+        score(argmax_c up_s(avgpool_s(onehot(y_noisy))), y_exact)
+    """
+    exact, _ = WORLD.sets(regime)
+    noisy, _ = WORLD.sets(regime, noise_px=noise_px)
+    return _grid_scores(noisy, exact, strides, THIN)
+
+
+def _grid_scores(sources, truths, strides: Sequence[int], thin: Sequence[int]) -> "pd.DataFrame":
+    """``score`` of every label map of ``sources`` pooled to each stride and upsampled back,
+    against the labels of ``truths`` (same frames, same order)."""
+    import pandas as pd
+    nc, out = truths.num_classes, []
+    onehots = [_onehot(torch.as_tensor(sources[k]["label"]), nc) for k in range(len(sources))]
     for s in strides:
         preds = []
         for onehot in onehots:
@@ -410,7 +454,7 @@ def label_grid_ceiling(data: "Data", regime: Regime, strides: Sequence[int] = (1
                 onehot = F.interpolate(F.avg_pool2d(onehot, s, ceil_mode=True), size=onehot.shape[-2:],
                                        mode="bilinear", align_corners=False)
             preds.append(onehot[0].argmax(0))
-        r = score(preds, val, thin=data.thin)
+        r = score(preds, truths, thin=thin)
         out.append({"output stride": int(s), "mIoU": r["mIoU"], "thin mean": r["thin mean"],
                     "boundary F": r["boundary F"]})
     return pd.DataFrame(out)
@@ -462,6 +506,7 @@ def _arm(regime: Regime, name: str, seed: int, data: Data = WORLD, cache: bool =
     arm = ARMS[name]
     every = max(regime.steps // max(regime.curve_points, 1), 1)
     cfg = data.config(regime.config(seed, f"duchdc_{arm.head}_{seed}", arm=arm, eval_every=every))
+    cfg = cfg.replace(noise_px=arm.noise_px) if arm.noise_px else cfg
 
     def make():
         return models.build(cfg.model, num_classes=cfg.num_classes, width=cfg.model_width, **cfg.model_options)
@@ -471,7 +516,7 @@ def _arm(regime: Regime, name: str, seed: int, data: Data = WORLD, cache: bool =
         torch.manual_seed(int(seed))
         net = make()
         net.backbone.load_state_dict(pre.backbone.state_dict())  # shapes agree for every rate / stride
-        raw, val = data.sets(regime)
+        raw, val = data.sets(regime, noise_px=arm.noise_px)
         curve = []
         out = engine.train(cfg, model=net, train_set=train_set(regime, arm, raw, data.prescale(regime)),
                            val_set=data.curve_set(regime),
@@ -483,7 +528,7 @@ def _arm(regime: Regime, name: str, seed: int, data: Data = WORLD, cache: bool =
                "batch": cfg.batch_size, **{f"iou_{c}": s["iou"][c] for c in range(len(s["iou"]))}}
         return out["model"].cpu(), {"row": row}
 
-    return cached("duchdc_arm", _key(regime, arm=dataclasses.asdict(arm), seed=int(seed), **data.key(regime)), build,
+    return cached("duchdc_arm", _key(regime, arm=arm.spec(), seed=int(seed), **data.key(regime)), build,
                   enabled=cache, module=make)
 
 
@@ -526,7 +571,8 @@ def run_arms(regime: Regime, names: Sequence[str], seeds: Sequence[int], jobs: i
     """``run_arm`` for every (arm, seed), in ``jobs`` processes of one thread each; rows in the
     order asked. The backbone is trained (or loaded) first, in this process."""
     backbone(regime, progress=progress)
-    data.sets(regime)  # export / index the frames once, before forking
+    for noise in sorted({ARMS[n].noise_px for n in names}):
+        data.sets(regime, noise_px=noise)  # export / index the frames once, before forking
     return run_all(run_arm, [(regime, n, s, data) for s in seeds for n in names], jobs, "duchdc runs", progress)
 
 
