@@ -44,8 +44,13 @@ KEYFRAME_VERSION = 2
 
 
 def _keyframe_config(cfg) -> dict:
-    return {"config": {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IN_KEY},
-            "version": KEYFRAME_VERSION}
+    """The keyframe role's key: the config without the fields that leave the weights alone.
+    ``eval_every`` stays in when set: held-out evaluations during training draw from torch's
+    generator (a DataLoader's base seed), so a curve-recording run is another run."""
+    out = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IN_KEY}
+    if cfg.eval_every:
+        out["eval_every"] = cfg.eval_every
+    return {"config": out, "version": KEYFRAME_VERSION}
 
 
 def keyframe_cache_path(cfg) -> Path:
@@ -61,7 +66,8 @@ def pretrained_keyframe(cfg, progress: bool = True) -> tuple[nn.Module, dict]:
     The first call trains with ``paperlib.engine.train(cfg)`` (which also evaluates on the
     validation split); later calls with the same config load the weights. Returns ``(model in
     eval mode, info)``; ``info``: ``miou`` (validation, 0..1), ``steps``, ``wall_time`` (of the
-    training), ``cached`` (True when loaded), ``path``."""
+    training), ``cached`` (True when loaded), ``path``; with ``cfg.eval_every`` also ``curve``,
+    ``[[step, validation mIoU %], ...]`` (the plateau)."""
     from paperlib.cache import cached
     from paperlib.engine import train
     from paperlib.models import build
@@ -69,9 +75,12 @@ def pretrained_keyframe(cfg, progress: bool = True) -> tuple[nn.Module, dict]:
     opts = dict(cfg.model_options, **({"width": cfg.model_width} if cfg.model_width else {}))
 
     def make():
-        res = train(cfg.replace(progress=progress))
+        curve = []
+        res = train(cfg.replace(progress=progress),
+                    callbacks=[lambda e: curve.append([e["step"], 100 * e["metrics"]["miou"]])
+                               if e["event"] == "eval" else None])
         info = {"miou": res["metrics"].get("miou"), "steps": res["step"], "wall_time": res["wall_time"]}
-        return res["model"].cpu(), info
+        return res["model"].cpu(), dict(info, curve=curve) if cfg.eval_every else info
 
     model, info = cached("keyframe", _keyframe_config(cfg), make,
                          module=lambda: build(cfg.model, num_classes=cfg.num_classes, **opts))

@@ -1,0 +1,201 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %%
+# paperlib: writes tables/gsvnet/calibration, tables/gsvnet/calibration_keyframes, figures/gsvnet/calibration_flow, figures/gsvnet/calibration_keyframes
+
+# %% [markdown]
+# # GSVNet calibration: can propagation act here? (controls only)
+#
+# GSVNet segments a keyframe with an image network and every other frame by **propagating** the
+# previous 1/8-scale segmentation with a light flow net O (Eq. 1), then correcting it with the
+# guided spatially-varying convolution. Its claims (Table 1: Ours at l = 4 beats the image network
+# at equal speed; graceful degradation with l; Fig. 3: a heavier flow estimator changes little)
+# only mean something where
+#
+# 1. **warping can act at all**: on the 1/8 grid, moving the previous labels with the *true* motion
+#    must beat copying them (a property of the world and the grid: at small frames the motion per
+#    frame is a fraction of a 1/8 pixel);
+# 2. **the flow net O is at least as good as DIS** for warping labels (the flow control of issue
+#    #20): O is pre-trained on the world's exact flow (the authors start from a pre-trained flow
+#    net) and runs on the 1/8 frames; DIS (OpenCV) runs on the full frames;
+# 3. **the keyframe networks are at a plateau**, so the propagation gap is not measured against
+#    a keyframe quality that is still moving.
+#
+# This notebook runs those controls only, declared before it in
+# `paperlib/reference/claims/gsvnet.toml` (`calibration`); the GSVNet claim notebooks then run in
+# the regime the controls admit. Everything is measured against the world's truth (dense labels
+# and exact flow in every frame), with no segmentation network in the way
+# (`paperlib.video.calibration`): the **true** label of frame t - d, pooled to the 1/8 grid,
+# warped to frame t by d chained one-step warps of each flow, upsampled and scored against the
+# true label of t. At two frame sizes: the cpu profile's 128x256, and 256x512.
+
+# %% tags=["parameters"]
+profile = "smoke"
+seeds = None          # None: the profile's flow-net seeds (smoke [0, 1], else [0, 1, 2, 3])
+flow_steps = None     # None: the profile's flow-net pre-training steps
+key_steps = None      # None: the profile's keyframe-network training steps
+jobs = None           # None: processes of one thread each (smoke 1, else 2); does not change results
+
+# %%
+import dataclasses
+import time
+
+import numpy as np
+import pandas as pd
+
+from paperlib import claims
+from paperlib.pool import run_all
+from paperlib.profiles import get_profile
+from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
+from paperlib.video import calibration as C
+
+STARTED = time.time()
+ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_none, "flow_steps": positive_or_none,
+           "key_steps": positive_or_none, "jobs": positive_or_none}
+params = check_params({name: globals()[name] for name in ALLOWED}, ALLOWED)
+params.pop("jobs")  # how many processes ran it is not part of the result
+claims.declared("gsvnet", "calibration")  # fail fast: the controls must be declared before the run
+SETTINGS = {
+    "smoke": dict(flow_steps=3, key_steps=4, train_clips=2, val_clips=2, length=5, key_width=8),
+    "cpu": dict(flow_steps=3000, key_steps=3000, train_clips=48, val_clips=16, length=12, key_width=16),
+}
+S = dict(SETTINGS["smoke" if profile == "smoke" else "cpu"])
+S.update({k: v for k, v in (("flow_steps", flow_steps), ("key_steps", key_steps)) if v})
+SEEDS = list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3]))
+JOBS = int(jobs or (1 if profile == "smoke" else 2))
+H, W = get_profile(profile).world_image_size
+SIZES = {f"{H}x{W}": (H, W), f"{2 * H}x{2 * W}": (2 * H, 2 * W)}
+KEY_NETS = {"SN": ("SwiftNet-R18", "swiftnet_resnet18"), "BN": ("BiSeNet-R18", "bisenet_resnet18")}
+DISTANCES = (1, 3)
+params.update(settings=S, seeds=SEEDS, sizes=list(SIZES), distances=list(DISTANCES))
+print(f"{profile}: {S}; flow-net seeds {SEEDS}; frame sizes {list(SIZES)}")
+
+# %% [markdown]
+# ## The keyframe networks, to a plateau
+# SwiftNet-R18 and BiSeNet-R18 at the profile's width, trained on the world (cached `keyframe`
+# roles, one process each), evaluated on the held-out split six times during training.
+
+# %%
+KEY_CFGS = {tag: C.keyframe_config(profile, reg, S["key_width"], S["key_steps"], tag=tag)
+            for tag, (_, reg) in KEY_NETS.items()}
+KEY_INFO = dict(zip(KEY_CFGS, run_all(C.keyframe_curve, [(cfg,) for cfg in KEY_CFGS.values()], JOBS,
+                                      "keyframe nets", True)))
+KEYS = pd.DataFrame([{"network": KEY_NETS[tag][0], "tag": tag, "step": s, "held-out mIoU": m}
+                     for tag, info in KEY_INFO.items() for s, m in info["curve"]])
+PLATEAU = {tag: C.plateau_gain(info["curve"]) for tag, info in KEY_INFO.items()}
+for tag, info in KEY_INFO.items():
+    print(f"{KEY_NETS[tag][0]}: {info['steps']} steps, {info['wall_time'] / 60:.1f} min; held-out mIoU "
+          f"{[round(m, 1) for _, m in info['curve']]}; last-interval gain {PLATEAU[tag]:+.2f}")
+
+# %%
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(5.5, 3.2))
+for tag, g in KEYS.groupby("tag", sort=False):
+    ax.plot(g["step"], g["held-out mIoU"], "o-", label=KEY_NETS[tag][0])
+ax.set_xlabel("training step")
+ax.set_ylabel("held-out mIoU (%)")
+ax.legend(fontsize=8)
+ax.set_title(f"Keyframe networks on the world ({H}x{W}, width {S['key_width']})", fontsize=9)
+plt.tight_layout()
+save_figure(fig, "gsvnet", "calibration_keyframes", profile=profile, params=params, seeds=SEEDS, started=STARTED,
+            notes="Held-out mIoU of the keyframe networks during training (the plateau check).")
+
+# %% [markdown]
+# ## The flow net O, pre-trained on the world's exact flow
+# One flow net per seed and frame size, pre-trained on consecutive pairs of the training clips
+# (end-point error on the 1/8 grid; cached `flownet` roles), then measured on held-out clips.
+
+# %%
+CLIPS, GSVS, EPE_CURVES = {}, {}, {}
+for size, hw in SIZES.items():
+    world, train_idx, train_clips, val_clips = C.flow_clips(hw, S["train_clips"], S["val_clips"], S["length"])
+    CLIPS[size] = val_clips
+    for seed in SEEDS:
+        GSVS[size, seed], EPE_CURVES[size, seed] = C.pretrained_flow_gsv(world, train_idx, train_clips, S["length"],
+                                                                           S["flow_steps"], seed)
+    del train_clips
+    last = [float(np.mean(EPE_CURVES[size, s][-max(len(EPE_CURVES[size, s]) // 10, 1):])) for s in SEEDS]
+    print(f"{size}: training EPE over the last tenth, per seed: {np.round(last, 3).tolist()}")
+
+# %% [markdown]
+# ## Warped-label accuracy: exact flow, DIS, O and copying
+# Per frame size, distance d (1 = one step; 3 = the farthest frame of an l = 4 interval) and
+# flow: mIoU, pixel accuracy and accuracy in the 2-px band around the true boundaries; EPE is the
+# one-step end-point error on the 1/8 grid. Exact, DIS and zero do not depend on the seed.
+
+# %%
+table = pd.concat([C.flow_table({s: GSVS[size, s] for s in SEEDS}, CLIPS[size], size, DISTANCES)
+                   for size in SIZES], ignore_index=True)
+VALUES = ["mIoU", "pixel acc", "boundary acc", "EPE"]
+table.groupby(["size", "distance", "flow"], sort=False)[VALUES].agg(["mean", "sem"]).round(2)
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.4))
+for size, g in table.groupby("size", sort=False):
+    for s, (_, e) in zip(SEEDS, [(s, EPE_CURVES[size, s]) for s in SEEDS]):
+        k = max(len(e) // 50, 1)
+        smooth = np.convolve(e, np.ones(k) / k, mode="valid")
+        axes[0].plot(np.arange(len(smooth)) + k, smooth, lw=0.8, label=f"{size}, seed {s}")
+axes[0].set_xlabel("pre-training step")
+axes[0].set_ylabel("training EPE (1/8-grid px)")
+axes[0].legend(fontsize=6)
+for ax, size in zip(axes[1:], SIZES):
+    g = table[table["size"] == size].groupby(["flow", "distance"], sort=False)["mIoU"].agg(["mean", "sem"]).reset_index()
+    for flow, gf in g.groupby("flow", sort=False):
+        ax.errorbar(gf["distance"], gf["mean"], yerr=gf["sem"], marker="o", capsize=3, label=flow)
+    ax.set_xticks(DISTANCES)
+    ax.set_xlabel("distance d (frames warped)")
+    ax.set_ylabel("warped-label mIoU (%)")
+    ax.set_title(size, fontsize=9)
+    ax.legend(fontsize=8)
+plt.tight_layout()
+save_figure(fig, "gsvnet", "calibration_flow", profile=profile, params=params, seeds=SEEDS, started=STARTED,
+            notes="Flow-net pre-training (EPE) and the true labels of t - d warped to t on the 1/8 grid by "
+                  "each flow, against the true labels of t.")
+
+# %% [markdown]
+# ## Controls
+# Verdicts from `paperlib.claims`, paired by flow-net seed. The O controls depend on the check
+# that the exact flow beats copying at that frame size; the keyframe plateau is a check (gain over
+# the last sixth of training < 1 point).
+
+# %%
+def exact_beats_copy(size):
+    g = table[(table["size"] == size) & (table["distance"] == 3)].groupby("flow")["mIoU"].mean()
+    return bool(g["exact"] > g["zero"]), f"exact {g['exact']:.2f} vs copy {g['zero']:.2f} mIoU at d = 3"
+
+
+CHECKS = {f"calib_exact_beats_copy_{size}": exact_beats_copy(size) for size in SIZES}
+CHECKS.update({f"calib_keyframe_plateau_{tag}": (bool(PLATEAU[tag] < 1.0), f"last-interval gain {PLATEAU[tag]:+.2f}")
+               for tag in KEY_NETS})
+DECLARED = [c for c in claims.declared("gsvnet", "calibration") if not any(x in c.id for x in ("128x256", "256x512"))
+            or any(size in c.id for size in SIZES)]
+CLAIMS = claims.evaluate(DECLARED, table, arm="flow", value="mIoU", unit="seed", checks=CHECKS)
+claims.show(CLAIMS)
+
+# %%
+write_table(KEYS, "gsvnet", "calibration_keyframes", profile=profile, by=["network", "step"],
+            value_cols=["held-out mIoU"], floatfmt=".1f", seeds=SEEDS, started=STARTED, params=params,
+            claims="the keyframe networks' held-out curves (the plateau checks are in calibration)",
+            notes=f"SwiftNet-R18 / BiSeNet-R18 at width {S['key_width']}, {S['key_steps']} steps on the world at "
+                  f"{H}x{W} (engine.train, the profile's recipe), held-out mIoU every {S['key_steps'] // 6} steps.")
+write_table(table, "gsvnet", "calibration", profile=profile, by=["size", "distance", "flow"], value_cols=VALUES,
+            floatfmt=".2f", seeds=SEEDS, started=STARTED, claims=CLAIMS, params=params,
+            notes=f"The true label of frame t - d pooled to the 1/8 grid, warped by d chained one-step warps of "
+                  f"each flow, bilinearly upsampled and scored against the true label of t, on {S['val_clips']} "
+                  f"held-out world clips of {S['length']} frames. O: LightFlowNet pre-trained {S['flow_steps']} "
+                  f"steps on the exact flow of {S['train_clips']} training clips (one per seed); DIS: OpenCV DIS "
+                  "(medium preset) on the full frames; zero: the previous label copied. 'boundary acc': pixel "
+                  "accuracy within 2 px of a true boundary; EPE: one-step end-point error, 1/8-grid pixels.")
+print(f"done in {time.time() - STARTED:.0f} s")

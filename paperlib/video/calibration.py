@@ -1,0 +1,182 @@
+"""GSVNet's calibration (issue #20): where PF's mechanism can act, shown with controls only.
+
+GSVNet's claims compare a keyframe network with PF propagating its output through the flow net O.
+They only mean something where
+
+1. the **keyframe networks are at a plateau**: the propagation gap is measured against a keyframe
+   quality that no longer moves (``keyframe_curve``: the held-out mIoU every ``steps / points``
+   steps of the cached keyframe role);
+2. the **flow net O moves labels at least as well as DIS**, the heavier estimator of Fig. 3 (the
+   *flow control*): O is pre-trained on the world's exact flow (``train.pretrain_flownet``, the
+   stand-in for the authors' pre-trained flow net) and measured against the world's truth.
+
+**Warped-label accuracy** (``warped_label_scores``), the mechanism PF relies on, with no
+segmentation network in the way: for every consecutive pair ``(t - 1, t)`` of the evaluation
+clips, the *true* label of ``t - 1`` as class shares pooled to PF's 1/``stride`` grid, warped there
+by a backward flow (Eq. 1, ``gsvnet.backward_warp``), bilinearly upsampled and argmaxed, is scored
+against the true label of ``t``::
+
+    S_t^- = up(warp(avgpool_s(onehot(y_{t-1})), m_t)),    score(argmax_c S_t^-, y_t)
+
+with the flows ``exact`` (the world's, resized to the grid: the best a flow can do at 1/8),
+``DIS`` (OpenCV DIS on the full-resolution frames, resized), ``O`` (the flow net on the 1/8
+frames) and ``zero`` (copy the previous label: what warping must beat). Scores: mIoU, pixel
+accuracy, and the pixel accuracy in the 2-px band around the true boundaries (where a wrong flow
+shows first, ``alite.boundary_accuracy``). End-point errors (``train.flow_epe``, pixels of the
+1/8 grid) are reported beside them.
+
+Honest limits: the flow net is scored after pre-training only; PF later fine-tunes it without
+flow supervision (``train.trained_pf``), which can move it either way. One step (t - 1 -> t) is
+measured; PF chains up to ``l - 1`` of them.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ..metrics import ConfusionMatrix
+from .alite import boundary_accuracy
+from .gsvnet import GSVNet, backward_warp, resize_flow
+from .loop import flow_tensor, frame_tensor
+
+#: The flows ``warped_label_scores`` compares, in table order.
+FLOWS = ("exact", "DIS", "O", "zero")
+
+
+def _onehot_grid(label: np.ndarray, num_classes: int, stride: int) -> torch.Tensor:
+    """(H, W) labels -> (1, C, H/stride, W/stride) class shares (ignored pixels count nothing)."""
+    y = torch.as_tensor(np.asarray(label)).long()
+    known = (y >= 0) & (y < num_classes)
+    onehot = F.one_hot(torch.where(known, y, 0), num_classes).permute(2, 0, 1)[None].float() * known
+    return F.avg_pool2d(onehot, stride, ceil_mode=True) if stride > 1 else onehot
+
+
+def flow_source(name: str, gsv: GSVNet | None = None) -> Callable:
+    """``f(clip, t, grid) -> (1, 2, h, w)`` backward flow of frame t -> t - 1 on ``grid``, pixels
+    of that grid, for one of ``FLOWS`` (``"O"`` needs ``gsv``, whose flow net runs on the 1/8 frames)."""
+    if name == "exact":
+        return lambda clip, t, grid: resize_flow(flow_tensor(clip.flow_bw[t - 1]), grid)
+    if name == "DIS":
+        from ..propagation.motion import dis_flow
+        return lambda clip, t, grid: resize_flow(flow_tensor(dis_flow(clip.frames[t], clip.frames[t - 1])), grid)
+    if name == "zero":
+        return lambda clip, t, grid: torch.zeros(1, 2, *grid)
+    if name == "O":
+        if gsv is None:
+            raise ValueError("flow 'O' needs the GSVNet whose flow net to run (gsv)")
+
+        def learned(clip, t, grid):
+            prev, cur = frame_tensor(clip.frames[t - 1]), frame_tensor(clip.frames[t])
+            with torch.no_grad():
+                flow = gsv.flownet(gsv.downscale(prev), gsv.downscale(cur))
+            return resize_flow(flow, grid)
+        return learned
+    raise ValueError(f"unknown flow {name!r}; expected one of {FLOWS}")
+
+
+@torch.no_grad()
+def warped_label_scores(clips: Sequence, flow: Callable, distance: int = 1, stride: int = 8, num_classes: int = 19,
+                        radius: int = 2) -> dict:
+    """mIoU, pixel accuracy and boundary-band accuracy (%) of the true labels of ``t - distance``
+    warped to ``t`` on the 1/``stride`` grid by ``distance`` chained one-step warps of ``flow``
+    (``flow_source``; PF chains them the same way through an interval), over every frame ``t >=
+    distance`` of ``clips`` (each with ``frames``, ``labels`` and, for ``exact``, ``flow_bw``)."""
+    if distance < 1:
+        raise ValueError(f"distance must be >= 1, got {distance}")
+    conf, band_hits, band_n, pairs = ConfusionMatrix(num_classes), 0, 0, 0
+    for clip in clips:
+        for t in range(distance, len(clip.frames)):
+            shares = _onehot_grid(clip.labels[t - distance], num_classes, stride)
+            for j in range(t - distance + 1, t + 1):
+                shares = backward_warp(shares, flow(clip, j, tuple(shares.shape[-2:])))
+            truth = np.asarray(clip.labels[t])
+            pred = F.interpolate(shares, size=truth.shape, mode="bilinear", align_corners=False)[0].argmax(0)
+            conf.update(pred, torch.as_tensor(truth).long())
+            hits, n = boundary_accuracy(pred.numpy(), truth, radius=radius)["boundary"]
+            band_hits, band_n = band_hits + hits, band_n + n
+            pairs += 1
+    return {"mIoU": 100 * conf.miou(), "pixel acc": 100 * conf.pixel_accuracy(),
+            "boundary acc": 100 * band_hits / max(band_n, 1), "pairs": pairs}
+
+
+def flow_table(gsvs: dict, val_clips: Sequence, size: str, distances: Sequence[int] = (1, 3), stride: int = 8,
+               num_classes: int = 19) -> pd.DataFrame:
+    """One row per (distance, flow, seed): ``warped_label_scores`` at each of ``distances`` and the
+    one-step end-point error on the 1/8 grid (``train.flow_epe``) of every flow of ``FLOWS`` on
+    ``val_clips``; ``gsvs[seed]`` is the GSVNet whose pre-trained flow net is "O" for that seed.
+    The flows that do not depend on the seed (exact, DIS, zero) are computed once and repeated per
+    seed, so that every claim pairs by seed."""
+    from ..propagation.motion import dis_flow
+    from .train import flow_epe
+    any_gsv = next(iter(gsvs.values()))
+    dis = [np.stack([dis_flow(c.frames[t], c.frames[t - 1]) for t in range(1, len(c.frames))]) for c in val_clips]
+    given = {"exact": [c.flow_bw for c in val_clips], "DIS": dis, "zero": [np.zeros_like(c.flow_bw) for c in val_clips]}
+    lookup = {name: _given_flow(flows, val_clips) for name, flows in given.items()}
+    epe = {name: flow_epe(any_gsv, val_clips, flows=flows) for name, flows in given.items()}
+    rows = []
+    for k in distances:
+        fixed = {name: warped_label_scores(val_clips, lookup[name], k, stride, num_classes) for name in given}
+        for seed, gsv in gsvs.items():
+            learned = warped_label_scores(val_clips, flow_source("O", gsv), k, stride, num_classes)
+            for name in FLOWS:
+                rows.append({"size": size, "distance": int(k), "flow": name, "seed": int(seed),
+                             **(learned if name == "O" else fixed[name]),
+                             "EPE": flow_epe(gsv, val_clips) if name == "O" else epe[name]})
+    return pd.DataFrame(rows)
+
+
+def _given_flow(flows: Sequence, clips: Sequence) -> Callable:
+    """``flow_source``-style lookup of precomputed full-resolution flows ``flows[clip][t - 1]``."""
+    index = {id(c): i for i, c in enumerate(clips)}
+    return lambda clip, t, grid: resize_flow(flow_tensor(flows[index[id(clip)]][t - 1]), grid)
+
+
+def plateau_gain(curve: Sequence[Sequence[float]]) -> float:
+    """The held-out gain (points) over the last interval of a ``[[step, value], ...]`` curve."""
+    if len(curve) < 2:
+        return float("nan")
+    return float(curve[-1][1] - curve[-2][1])
+
+
+# --- the trained roles --------------------------------------------------------------------------
+def keyframe_config(profile: str, model: str, width: int | None, steps: int, points: int = 6,
+                    domain: str = "city_a", tag: str = "key"):
+    """The ``TrainConfig`` of a keyframe network as ``train.video_setup`` builds it, evaluated
+    ``points`` times during training (the held-out curve of the plateau check)."""
+    from ..config import config_from_params
+    return config_from_params(profile, model=model, model_width=width, steps=steps, world_domain=domain,
+                              name=f"gsvnet_key_{tag}", progress=False, eval_every=max(steps // max(points, 1), 1))
+
+
+def keyframe_curve(cfg) -> dict:
+    """Train (or load) the keyframe role of ``cfg`` (``train.pretrained_keyframe``) and return its
+    info: ``curve`` ``[[step, held-out mIoU %], ...]``, ``miou``, ``wall_time``."""
+    from .train import pretrained_keyframe
+    return pretrained_keyframe(cfg, progress=False)[1]
+
+
+def flow_clips(size: tuple[int, int], train: int, val: int, length: int, domain: str = "city_a"):
+    """``(world, train_idx, train clips, val clips)``: world clips ``0..train-1`` (training, as in
+    ``train.video_setup``) and ``1000..1000+val-1`` (held out) of ``length`` frames at ``size``."""
+    from ..data.synthetic import SyntheticWorld
+    world = SyntheticWorld(domain, size=tuple(size), seed=0)
+    train_idx = list(range(train))
+    return (world, train_idx, [world.clip(i, length=length) for i in train_idx],
+            [world.clip(1000 + i, length=length) for i in range(val)])
+
+
+def pretrained_flow_gsv(world, train_idx: Sequence[int], clips: Sequence, length: int, steps: int,
+                        seed: int) -> tuple[GSVNet, list[float]]:
+    """A GSVNet whose flow net O is pre-trained ``steps`` on the exact flow of ``clips``
+    (``train.pretrained_flownet``: the cached ``flownet`` role PF's training shares when its
+    ``cache_params`` agree). Returns ``(gsv in eval mode, training EPE per step)``."""
+    from .train import pretrained_flownet
+    torch.manual_seed(seed)
+    gsv = GSVNet()
+    epe = pretrained_flownet(gsv.flownet, clips, {"world": world.params(), "clips": list(train_idx), "length": length},
+                             steps, seed=seed, progress=False)
+    return gsv.eval(), epe
