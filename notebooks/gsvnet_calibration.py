@@ -88,6 +88,10 @@ print(f"{profile}: {S}; flow-net seeds {SEEDS}; frame sizes {list(SIZES)}")
 # %%
 KEY_CFGS = {tag: C.keyframe_config(profile, reg, S["key_width"], S["key_steps"], tag=tag)
             for tag, (_, reg) in KEY_NETS.items()}
+from paperlib.data import get_dataset
+
+for cfg in KEY_CFGS.values():  # export the world once, before the processes fork
+    get_dataset(cfg, cfg.train_split), get_dataset(cfg, cfg.val_split)
 KEY_INFO = dict(zip(KEY_CFGS, run_all(C.keyframe_curve, [(cfg,) for cfg in KEY_CFGS.values()], JOBS,
                                       "keyframe nets", True)))
 KEYS = pd.DataFrame([{"network": KEY_NETS[tag][0], "tag": tag, "step": s, "held-out mIoU": m}
@@ -117,6 +121,9 @@ save_figure(fig, "gsvnet", "calibration_keyframes", profile=profile, params=para
 # (end-point error on the 1/8 grid; cached `flownet` roles), then measured on held-out clips.
 
 # %%
+TASKS = [(size, seed) for size in SIZES for seed in SEEDS]
+run_all(C.flow_role, [(SIZES[size], S["train_clips"], S["length"], S["flow_steps"], seed) for size, seed in TASKS],
+        JOBS, "flow nets", True)  # trains the cached roles in JOBS processes; loaded below
 CLIPS, GSVS, EPE_CURVES = {}, {}, {}
 for size, hw in SIZES.items():
     world, train_idx, train_clips, val_clips = C.flow_clips(hw, S["train_clips"], S["val_clips"], S["length"])

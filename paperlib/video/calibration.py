@@ -180,3 +180,11 @@ def pretrained_flow_gsv(world, train_idx: Sequence[int], clips: Sequence, length
     epe = pretrained_flownet(gsv.flownet, clips, {"world": world.params(), "clips": list(train_idx), "length": length},
                              steps, seed=seed, progress=False)
     return gsv.eval(), epe
+
+
+def flow_role(size: tuple[int, int], train: int, length: int, steps: int, seed: int, domain: str = "city_a") -> list:
+    """``pretrained_flow_gsv`` on freshly rendered training clips (``flow_clips``), for a pool
+    worker: it trains (or loads) the cached role and returns the training EPE per step, never the
+    clips (they would be pickled back)."""
+    world, train_idx, clips, _ = flow_clips(size, train, 0, length, domain)
+    return pretrained_flow_gsv(world, train_idx, clips, length, steps, seed)[1]
