@@ -19,6 +19,12 @@ are written atomically and loaded with ``weights_only=True``.
 around "check, else build and save", so a second process asking for the same role waits for the
 first and then loads its result instead of training it twice.
 
+**One thread.** Float sums change with the thread count, so a role built in a two-thread
+notebook and one built in a one-thread pool worker differ in their last bits, and then in every
+result trained from them. On a machine without CUDA a role is therefore always built with
+``BUILD_THREADS`` CPU threads (the cpu profile's), whoever asks for it: its weights are a function
+of its key alone.
+
 **Provenance.** Every role used in this process is remembered (:func:`used`) and
 ``repro.write_table`` / ``save_figure`` record them in the manifest (``roles``: kind and key;
 whether it was loaded or trained is a fact of one run, not of the result, so it is not recorded).
@@ -34,6 +40,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 _USED: dict[str, dict[str, Any]] = {}
+#: CPU threads every role is built with where there is no CUDA (see "One thread" above).
+BUILD_THREADS = 1
 
 
 def cache_root() -> Path:
@@ -95,7 +103,8 @@ def cached(kind: str, config: Mapping[str, Any], build: Callable[[], tuple[Any, 
     path = role_path(kind, config)
     key = path.stem
     if not enabled:
-        mod, info = build()
+        with _build_threads(torch):
+            mod, info = build()
         return mod, {**dict(info or {}), "cached": False, "key": key, "path": None}
     with _locked(path):
         if path.is_file():
@@ -107,7 +116,8 @@ def cached(kind: str, config: Mapping[str, Any], build: Callable[[], tuple[Any, 
             info = {**state["info"], "cached": True, "key": key, "path": str(path)}
         else:
             t0 = time.perf_counter()
-            mod, info = build()
+            with _build_threads(torch):
+                mod, info = build()
             info = {**_jsonable(dict(info or {})), "build_time_s": round(time.perf_counter() - t0, 2)}
             with atomic_path(path) as tmp:
                 torch.save({"model": mod.state_dict(), "kind": kind, "config": _jsonable(dict(config)),
@@ -115,6 +125,20 @@ def cached(kind: str, config: Mapping[str, Any], build: Callable[[], tuple[Any, 
             info = {**info, "cached": False, "key": key, "path": str(path)}
     _USED[f"{kind}/{key}"] = {"kind": kind, "key": key}
     return mod, info
+
+
+@contextlib.contextmanager
+def _build_threads(torch):
+    """``BUILD_THREADS`` CPU threads for the duration of a build, where there is no CUDA."""
+    before = torch.get_num_threads()
+    fixed = not torch.cuda.is_available() and before != BUILD_THREADS
+    if fixed:
+        torch.set_num_threads(BUILD_THREADS)
+    try:
+        yield
+    finally:
+        if fixed:
+            torch.set_num_threads(before)
 
 
 def used() -> list[dict[str, Any]]:

@@ -58,3 +58,23 @@ def test_two_processes_build_a_role_once(tmp_path):
         p.join(60)
     assert sorted(out.get(timeout=5) for _ in procs) == [False, True]  # one built, the other loaded
     assert len(list((tmp_path / "cache" / "race").glob("*.pt"))) == 1
+
+
+def test_a_role_is_built_with_one_thread_whoever_asks(tmp_path, monkeypatch):
+    """Float sums change with the thread count: a role's weights must not depend on the caller's."""
+    monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path))
+    seen = []
+
+    def build():
+        seen.append(torch.get_num_threads())
+        return torch.nn.Linear(2, 2), {}
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cache.cached("thread_probe", {"v": 1}, build, module=lambda: torch.nn.Linear(2, 2))
+        cache.cached("thread_probe", {"v": 2}, build, enabled=False)
+        assert torch.get_num_threads() == 2  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [cache.BUILD_THREADS] * 2
