@@ -37,3 +37,14 @@ def colorize(label: np.ndarray, palette: np.ndarray = CITYSCAPES_PALETTE) -> np.
     lut = np.zeros((256, 3), dtype=np.uint8)
     lut[: len(palette)] = palette
     return lut[label.astype(np.uint8)]
+
+
+def onehot(labels, num_classes: int):
+    """(H, W) class ids (array or tensor) -> (1, C, H, W) float one-hot tensor; ids outside
+    ``[0, C)`` (ignored / void) are all zero, so pooling it gives each class's share of the
+    labelled pixels."""
+    import torch
+    import torch.nn.functional as F
+    y = torch.as_tensor(np.asarray(labels)).long()
+    known = (y >= 0) & (y < num_classes)
+    return F.one_hot(torch.where(known, y, 0), num_classes).permute(2, 0, 1)[None].float() * known

@@ -37,6 +37,10 @@ CamVid instead (resized to the world's frame height), from the same backbone.
   frames (same steps, batch, data order per seed for every arm: equal cost). The bilinear arm's
   head is re-initialised too, so every head is treated the same way.
 
+- **The cell-size rationale** (``CELL_NOISE``): Table 1's DUC cell 2 / cell 1 again on training
+  labels with the world annotator's boundary noise (``Arm.noise_px``, ``CELL_NOISE_PX``), and the
+  noisy targets themselves at the cell-1 and cell-2 grids (``label_noise_grid``, no model).
+
 Scores (``score``) on the whole held-out frames: mIoU, per-class IoU, the thin classes' mean IoU
 (pole, traffic light, traffic sign), the boundary F-score at 2 px (``metrics.boundary_f_score``)
 and *speckle* (share of pixels unlike their 5x5 majority: the gridding artefact of Figure 5).
@@ -56,6 +60,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..data.labels import onehot
 from ..pool import run_all
 
 if TYPE_CHECKING:
@@ -377,15 +382,9 @@ class _Transformed(torch.utils.data.Dataset):
         return item if self.transform is None else self.transform(item)
 
 
-def _onehot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(H, W) labels -> (1, C, H, W) float one-hot; labels outside [0, C) (ignored) are all zero."""
-    known = (labels >= 0) & (labels < num_classes)
-    return F.one_hot(torch.where(known, labels, 0).long(), num_classes).permute(2, 0, 1)[None].float() * known
-
-
 def majority_filter(pred: torch.Tensor, num_classes: int, k: int = 5) -> torch.Tensor:
     """(H, W) labels -> the most frequent label in each k x k window (padding counts nothing)."""
-    return F.avg_pool2d(_onehot(pred, num_classes), k, stride=1, padding=k // 2, count_include_pad=False)[0].argmax(0)
+    return F.avg_pool2d(onehot(pred, num_classes), k, stride=1, padding=k // 2, count_include_pad=False)[0].argmax(0)
 
 
 def predictions(model, frames) -> list[torch.Tensor]:
@@ -447,14 +446,14 @@ def _grid_scores(sources, truths, strides: Sequence[int], thin: Sequence[int]) -
     against the labels of ``truths`` (same frames, same order)."""
     import pandas as pd
     nc, out = truths.num_classes, []
-    onehots = [_onehot(torch.as_tensor(sources[k]["label"]), nc) for k in range(len(sources))]
+    onehots = [onehot(sources[k]["label"], nc) for k in range(len(sources))]
     for s in strides:
         preds = []
-        for onehot in onehots:
+        for shares in onehots:
             if s > 1:
-                onehot = F.interpolate(F.avg_pool2d(onehot, s, ceil_mode=True), size=onehot.shape[-2:],
+                shares = F.interpolate(F.avg_pool2d(shares, s, ceil_mode=True), size=shares.shape[-2:],
                                        mode="bilinear", align_corners=False)
-            preds.append(onehot[0].argmax(0))
+            preds.append(shares[0].argmax(0))
         r = score(preds, truths, thin=thin)
         out.append({"output stride": int(s), "mIoU": r["mIoU"], "thin mean": r["thin mean"],
                     "boundary F": r["boundary F"]})

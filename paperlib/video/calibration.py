@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..data.labels import onehot
 from ..metrics import ConfusionMatrix
 from .alite import boundary_accuracy
 from .gsvnet import GSVNet, backward_warp, resize_flow
@@ -47,12 +48,10 @@ from .loop import flow_tensor, frame_tensor
 FLOWS = ("exact", "DIS", "O", "zero")
 
 
-def _onehot_grid(label: np.ndarray, num_classes: int, stride: int) -> torch.Tensor:
+def _onehot_grid(label, num_classes: int, stride: int) -> torch.Tensor:
     """(H, W) labels -> (1, C, H/stride, W/stride) class shares (ignored pixels count nothing)."""
-    y = torch.as_tensor(np.asarray(label)).long()
-    known = (y >= 0) & (y < num_classes)
-    onehot = F.one_hot(torch.where(known, y, 0), num_classes).permute(2, 0, 1)[None].float() * known
-    return F.avg_pool2d(onehot, stride, ceil_mode=True) if stride > 1 else onehot
+    shares = onehot(label, num_classes)
+    return F.avg_pool2d(shares, stride, ceil_mode=True) if stride > 1 else shares
 
 
 def flow_source(name: str, gsv: GSVNet | None = None) -> Callable:
