@@ -62,7 +62,11 @@ REVIEW_NOTES = {
                "256x512 frames (`paperlib.duchdc.experiments`, issue #19), gated by a thin-class control "
                "that passes on the world and fails on CamVid; Table 2 fine-tunes the HDC variants from a plain "
                "ResNet-50-structure backbone, which stays weak at this scale (27-28 mIoU on the world, "
-               "23-25 on CamVid), with no positive control that wider context can help there."),
+               "23-25 on CamVid), with no positive control that wider context can help there. The "
+               "cell-size rationale (imprecise labels) is tested with the world annotator's noise; its "
+               "control fails (3 px of smooth boundary noise barely reaches the model). Every head shares "
+               "one backbone, so the 4 seeds never vary it: verdicts near p = 0.05 moved when it was "
+               "retrained."),
     "gsvnet": ("**Easy / hard.** The modules and the complexity (Table 2) match the official code. "
                "Hard: the propagation network needs a converged flow net and fusion; at `cpu` it "
                "trains for a few hundred steps, and speed on one CPU thread is dominated by "
