@@ -11,11 +11,11 @@
 # ---
 
 # %%
-# paperlib: writes tables/duchdc/table1, tables/duchdc/table1_label_grid, figures/duchdc/table1_patches, figures/duchdc/table1_gains, figures/duchdc/table1_label_grid
-# (with data_root, instead: tables/duchdc/table1_camvid, tables/duchdc/table1_label_grid_camvid, figures/duchdc/table1_patches_camvid, figures/duchdc/table1_gains_camvid, figures/duchdc/table1_label_grid_camvid)
+# paperlib: writes tables/duchdc/table1_training, figures/duchdc/table1_patches, figures/duchdc/table1_training_gains
+# (with data_root, instead: tables/duchdc/table1_training_camvid, figures/duchdc/table1_patches_camvid, figures/duchdc/table1_training_gains_camvid)
 
 # %% [markdown]
-# # DUC/HDC Table 1: downsampling rate, ASPP, patch scheme and cell size
+# # DUC/HDC Table 1: the training recipe -- ASPP branches and patch schemes
 #
 # Sec. 4.1 ("Ablation Studies") varies four settings of ResNet-DUC and reports mIoU on Cityscapes val:
 #
@@ -37,21 +37,17 @@
 #
 # **Design.** Table 1's numbers are lost from the text extraction; the prose gives the baseline
 # (72.3, bilinear), ResNet-DUC (74.3) and the bigger-patch DUC (75.7). We run one factor at a
-# time around a base model "DUC, DS 8, ASPP 4, 12-fold, cell 2", plus the bilinear baseline,
-# and report mIoU, the thin classes' IoU (pole, traffic light, traffic sign; on CamVid pole and
-# sign/symbol) and the boundary F-score at 2 px, where DUC is meant to help.
+# time around a base model "DUC, DS 8, ASPP 4, 12-fold, cell 2" and report mIoU, the thin classes'
+# IoU (pole, traffic light, traffic sign; on CamVid pole and sign/symbol) and the boundary F-score
+# at 2 px. Table 1 is run as two notebooks, each within the cpu time budget and sharing the base
+# run through the cache: `duchdc_table1_architecture` changes the **top layer** (bilinear vs DUC,
+# downsampling rate, cell size); this one changes the **training recipe** (ASPP branches and the
+# patch schemes).
 #
 # **How it is tested here** (`paperlib.duchdc.experiments`, issue #19): every row fine-tunes the
 # same **shared pre-trained backbone** (ResNet-18 depth, width 16, pre-trained at output stride 8
-# under a bilinear classifier on another world), set to the row's output stride and dilation,
-# with a fresh top layer, the same steps and data order per seed, on the world at 256x512 (or
-# real CamVid with `data_root`, resized to 256 rows). A plain stride-32 backbone (ImageNet's
-# geometry) was tried first for Table 3 and failed the thin-class control (see Table 3's
-# notebook), so the backbone is pre-trained at stride 8. That favours DS 8 over DS 16 and 32:
-# those rows also change the geometry the backbone was trained in (stated in the DS claims,
-# declared before the run). So the DS effect is also measured without any model: the
-# **label-grid ceiling**, the mIoU of the held-out ground truth itself pooled to 1/DS and
-# bilinearly upsampled back, the best a prediction made at that stride can score.
+# under a bilinear classifier on another world) with a fresh top layer, the same steps and data
+# order per seed, on the world at 256x512 (or real CamVid with `data_root`, resized to 256 rows).
 # Two protocol choices keep the comparisons fair at this scale, declared before the runs:
 #
 # * **ASPP rates scale with the crop** (`Regime.rate_scale` = crop / 544): the paper's 544-px
@@ -65,14 +61,12 @@
 profile = "smoke"
 seeds = None        # None: the profile's seeds (smoke [0, 1], cpu/gpu/paper [0, 1, 2, 3])
 jobs = None         # None: processes of one thread each (smoke 1, else 2); does not change results
-rows = None         # None: every row of Table 1; or a list of row names
-data_root = None    # None: the world (table1); a real CamVid folder (SegNet layout): table1_camvid
+rows = None         # None: every row of this notebook (X.TABLE1_TRAINING); or a list of them
+data_root = None    # None: the world (table1_training); a real CamVid folder (SegNet layout): table1_training_camvid
 
 # %%
 import dataclasses
 import time
-
-import numpy as np
 
 from paperlib import claims
 from paperlib.duchdc import experiments as X
@@ -82,8 +76,8 @@ STARTED = time.time()
 
 
 def rows_or_none(v):
-    """None or a non-empty list of Table 1 row names"""
-    return v is None or (isinstance(v, (list, tuple)) and len(v) > 0 and all(r in X.TABLE1 for r in v))
+    """None or a non-empty list of this notebook's row names (X.TABLE1_TRAINING)"""
+    return v is None or (isinstance(v, (list, tuple)) and len(v) > 0 and all(r in X.TABLE1_TRAINING for r in v))
 
 
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_none, "jobs": positive_or_none,
@@ -92,9 +86,9 @@ params = check_params({name: globals()[name] for name in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
 REGIME, SEEDS, JOBS = X.profile_setup(profile, seeds, jobs)
 DATA = X.Data(data_root)  # fails fast, naming a missing CamVid folder
-TABLE_ID = "table1" + DATA.suffix
+TABLE_ID = "table1_training" + DATA.suffix
 claims.declared("duchdc", TABLE_ID)  # fail fast: this table's claims must be declared before the run
-ROW_NAMES = [r for r in X.TABLE1 if rows is None or r in rows]
+ROW_NAMES = [r for r in X.TABLE1_TRAINING if rows is None or r in rows]
 SIZES = REGIME.patch_sizes()
 params.update(seeds=SEEDS, regime=dataclasses.asdict(REGIME), rows=ROW_NAMES, sizes=SIZES,
               arms={r: X.ARMS[r].spec() for r in ROW_NAMES}, data=DATA.describe())
@@ -137,86 +131,33 @@ save_figure(fig, "duchdc", "table1_patches" + DATA.suffix, profile=profile, para
 
 # %% [markdown]
 # ## Fine-tune every row
-# Cached runs (`duchdc_arm`), shared with Table 3 where the model and recipe agree. Evaluation:
-# whole held-out frames.
+# Cached runs (`duchdc_arm`): the base "DUC" run is shared with `duchdc_table1_architecture`.
+# Evaluation: whole held-out frames.
 
 # %%
 runs = X.run_arms(REGIME, ROW_NAMES, SEEDS, jobs=JOBS, data=DATA)
-table = X.table_frame(runs, DATA).rename(columns={"method": "row"})
-spec = {r: X.ARMS[r] for r in ROW_NAMES}
-SCHEME = {"patch_random": "random crop", "fixed12": "12-fold", "jitter7": "7-fold", "random": "random scale + crop"}
-table.insert(1, "DS", [spec[r].ds for r in table.row])
-table.insert(2, "ASPP", [spec[r].aspp for r in table.row])
-table.insert(3, "augmentation", [SCHEME[spec[r].scheme] for r in table.row])
-table.insert(4, "cell", ["-" if spec[r].head == "bilinear" else str(spec[r].cell) for r in table.row])
+table = X.table1_frame(runs, DATA)
 VALUES = ["mIoU", *DATA.thin_names, "thin mean", "boundary F"]
 KEYS = ["row", "DS", "ASPP", "augmentation", "cell"]
 table.groupby(KEYS, sort=False)[VALUES].agg(["mean", "sem"]).round(1)
 
 # %% [markdown]
-# ## The label-grid ceiling: what the output stride alone loses
-# No model: the held-out ground truth pooled to 1/DS and bilinearly upsampled back
-# (`X.label_grid_ceiling`), the best any prediction at that stride can score. DUC at DS 8
-# predicts on a stride-2 grid (cell 2) or at full resolution (cell 1); the bilinear head on the
-# stride-8 grid. The trained rows above sit far below these ceilings; where a ceiling is close to
-# 100 the stride cannot be what limits them.
-
-# %%
-CEILING = X.label_grid_ceiling(DATA, REGIME)
-print(CEILING.round(1).to_string(index=False))
-fig, ax = plt.subplots(figsize=(5.5, 3.2))
-for col in ("mIoU", "thin mean", "boundary F"):
-    ax.plot(CEILING["output stride"], CEILING[col], "o-", label=col)
-ax.set_xscale("log", base=2)
-ax.set_xticks(CEILING["output stride"], [str(s) for s in CEILING["output stride"]])
-ax.set_xlabel("output stride of the prediction grid")
-ax.set_ylabel("ceiling (%)")
-ax.legend(fontsize=8)
-ax.set_title(f"Label-grid ceiling, {DATA.describe()}", fontsize=9)
-plt.tight_layout()
-save_figure(fig, "duchdc", "table1_label_grid" + DATA.suffix, profile=profile, params=params, seeds=SEEDS,
-            started=STARTED, notes="The best score of a prediction at each output stride: held-out labels "
-                                   "pooled and bilinearly upsampled back (no model).")
-write_table(CEILING, "duchdc", "table1_label_grid" + DATA.suffix, profile=profile, params=params, seeds=SEEDS,
-            started=STARTED, by=["output stride"], value_cols=["mIoU", "thin mean", "boundary F"], floatfmt=".1f",
-            data_fingerprint=DATA.fingerprint(REGIME),
-            claims="the label-grid ceiling of each output stride (no model)",
-            notes=f"{DATA.describe()}: held-out labels as class shares pooled over s x s cells, bilinearly "
-                  "upsampled and argmaxed, scored against the full labels. 'thin mean': mean IoU of "
-                  f"{', '.join(DATA.thin_names)}; 'boundary F': 2-px tolerance.")
-
-# %% [markdown]
 # ## Paired differences
-# Each row against the base model "DUC" (and DUC, cell 1 against the bilinear baseline, as the
-# paper compares them), per seed: bars are mean ± SE, dots the seeds.
+# Each row against the base model "DUC", per seed: bars are mean ± SE, dots the seeds.
 
 # %%
-pairs = [(r, "DUC") for r in ROW_NAMES if r not in ("DUC", "bilinear baseline")]
-pairs.insert(0, ("DUC, cell 1", "bilinear baseline"))
-pairs = [(a, b) for a, b in pairs if a in ROW_NAMES and b in ROW_NAMES]
-fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
-by = table.set_index(["row", "seed"])
-for ax, col in zip(axes, ("mIoU", "thin mean", "boundary F")):
-    for i, (a, b) in enumerate(pairs):
-        d = (by.loc[a, col] - by.loc[b, col]).dropna()
-        ax.bar(i, d.mean(), yerr=d.sem() if len(d) > 1 else 0, color="tab:blue", alpha=0.7, capsize=3)
-        ax.plot(np.full(len(d), i), d.values, "k.", ms=4)
-    ax.axhline(0, color="k", lw=0.6)
-    ax.set_xticks(range(len(pairs)), [f"{a}\n- {b}" for a, b in pairs], rotation=30, fontsize=7, ha="right")
-    ax.set_ylabel(f"{col} difference (points)")
-fig.suptitle(f"Table 1, {DATA.describe()} ({profile}, {len(SEEDS)} paired seeds)", fontsize=10)
-plt.tight_layout()
-save_figure(fig, "duchdc", "table1_gains" + DATA.suffix, profile=profile, params=params, seeds=SEEDS, started=STARTED,
-            notes="Paired differences of Table 1's rows. " + REGIME.describe())
+pairs = [(r, "DUC") for r in ROW_NAMES if r != "DUC" and "DUC" in ROW_NAMES]
+fig = X.gains_figure(table, pairs, f"Table 1 (training recipe), {DATA.describe()} ({profile}, {len(SEEDS)} paired seeds)")
+save_figure(fig, "duchdc", "table1_training_gains" + DATA.suffix, profile=profile, params=params, seeds=SEEDS,
+            started=STARTED, notes="Paired differences of Table 1's training-recipe rows. " + REGIME.describe())
 
 # %% [markdown]
 # ## Claims
-# Declared in `paperlib/reference/claims/duchdc.toml` (`table1`; the CamVid run tests the same
-# claims as `table1_camvid`) before this run; verdicts from `paperlib.claims`, paired by seed
+# Declared in `paperlib/reference/claims/duchdc.toml` (`table1_training`; the CamVid run tests the
+# same claims as `table1_training_camvid`) before this run; verdicts from `paperlib.claims`, paired by seed
 # (every row shares each seed's data order). Claims whose rows were not run (the `rows`
 # parameter) are left out and listed. Gated: ASPP 6 vs 4 on the check that the DS-8 feature map
-# of the training crop is wider than the largest (scaled) ASPP-6 rate; the thin-class and boundary
-# claims on the control "the bilinear baseline's thin-class IoU is clearly above zero".
+# of the training crop is wider than the largest (scaled) ASPP-6 rate.
 
 # %%
 from paperlib.duchdc_analysis import aspp_rates_fit, testable_here
@@ -235,7 +176,7 @@ print(f"7-fold vs 12-fold: {b7} patches of {SIZES['patch']} px vs {REGIME.batch}
       f"{ratio:.2f}x the labelled pixels per step")
 
 # %%
-write_table(table, "duchdc", TABLE_ID, profile=profile, reference="duchdc/table1" if not DATA.root else None,
+write_table(table, "duchdc", TABLE_ID, profile=profile, reference=X.table1_reference(ROW_NAMES) if not DATA.root else None,
             by=KEYS, value_cols=VALUES, floatfmt=".1f", seeds=SEEDS, started=STARTED, claims=CLAIMS,
             params=params, data_fingerprint=DATA.fingerprint(REGIME),
             notes=f"{DATA.describe()}; {REGIME.describe()}. Patch sizes = the paper's scaled by H/1024, multiple "

@@ -142,8 +142,12 @@ ARMS.update({
 })
 #: Arms of each table, in table order.
 TABLE2 = ("standard dilation (2, 4)", "No dilation", "Dilation-conv", "Dilation-RF", "Dilation-bigger")
-TABLE1 = ("bilinear baseline", "DUC, random crop", "DUC", "DUC, cell 1", "DUC, ASPP 6", "DUC, DS 16",
-          "DUC, DS 32", "DUC, 7-fold (bigger patch)")
+#: Table 1 is run as two notebooks (each within the cpu time budget), sharing the base "DUC" run:
+#: the top layer -- bilinear vs DUC, the downsampling rate and the cell size (``TABLE1``,
+#: notebooks/duchdc_table1_architecture.py) -- and the training recipe -- ASPP branches and the
+#: patch schemes (``TABLE1_TRAINING``, notebooks/duchdc_table1_protocol.py).
+TABLE1 = ("bilinear baseline", "DUC", "DUC, cell 1", "DUC, DS 16", "DUC, DS 32")
+TABLE1_TRAINING = ("DUC", "DUC, random crop", "DUC, ASPP 6", "DUC, 7-fold (bigger patch)")
 CELL_NOISE = ("DUC", "DUC, cell 1", "DUC, noisy labels", "DUC, cell 1, noisy labels")
 TABLE3 = ("bilinear (baseline)", "deconv x8", "deconv x2 then x4", "DUC (cell 2)", "DUC (cell 1)")
 
@@ -610,6 +614,48 @@ def table_frame(rows: Sequence[dict], data: Data = WORLD, head_params=None) -> "
         row.update({"thin mean": r["thin mean"], "boundary F": r["boundary F"], "speckle %": r["speckle %"]})
         out.append(row)
     return pd.DataFrame(out)
+
+
+#: How Table 1's patch schemes read in its tables.
+SCHEMES = {"patch_random": "random crop", "fixed12": "12-fold", "jitter7": "7-fold", "random": "random scale + crop"}
+
+
+def table1_frame(rows: Sequence[dict], data: Data = WORLD) -> "pd.DataFrame":
+    """``table_frame`` of Table 1's runs, with each row's setting: DS, ASPP, patch scheme, cell."""
+    table = table_frame(rows, data).rename(columns={"method": "row"})
+    spec = {r: ARMS[r] for r in table.row}
+    table.insert(1, "DS", [spec[r].ds for r in table.row])
+    table.insert(2, "ASPP", [spec[r].aspp for r in table.row])
+    table.insert(3, "augmentation", [SCHEMES[spec[r].scheme] for r in table.row])
+    table.insert(4, "cell", ["-" if spec[r].head == "bilinear" else str(spec[r].cell) for r in table.row])
+    return table
+
+
+def table1_reference(rows: Sequence[str]) -> "pd.DataFrame":
+    """The paper's Table 1 numbers (``paperlib.reference``) of the given rows only."""
+    from .. import reference
+    ref = reference.load("duchdc", "table1")
+    return ref[ref["row"].isin(list(rows))].reset_index(drop=True)
+
+
+def gains_figure(table: "pd.DataFrame", pairs: Sequence[tuple[str, str]], title: str, arm: str = "row",
+                 cols: Sequence[str] = ("mIoU", "thin mean", "boundary F")):
+    """Paired differences ``a - b`` per seed of each pair of arms, one panel per column: bars mean
+    ± SE over seeds, dots the seeds."""
+    import matplotlib.pyplot as plt
+    by = table.set_index([arm, "seed"])
+    fig, axes = plt.subplots(1, len(cols), figsize=(5 * len(cols), 3.8), squeeze=False)
+    for ax, col in zip(axes[0], cols):
+        for i, (a, b) in enumerate(pairs):
+            d = (by.loc[a, col] - by.loc[b, col]).dropna()
+            ax.bar(i, d.mean(), yerr=d.sem() if len(d) > 1 else 0, color="tab:blue", alpha=0.7, capsize=3)
+            ax.plot(np.full(len(d), i), d.values, "k.", ms=4)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xticks(range(len(pairs)), [f"{a}\n- {b}" for a, b in pairs], rotation=30, fontsize=7, ha="right")
+        ax.set_ylabel(f"{col} difference (points)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def show_frames(data: Data, regime: Regime, n_random: int = 1, seed: int = 0) -> list[int]:
