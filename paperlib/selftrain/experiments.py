@@ -1,0 +1,391 @@
+"""Self-training and CSST at mechanism scale: a converged teacher, pools of new frames, students at equal steps.
+
+Self-training (Zhu et al., Sec. 3.1, Tables 1-3, 7-9) and CSST (Tables 1-5) claim that a teacher
+trained on the labelled set, labelling many *new* images, gives a student more than the labelled
+set alone. That effect can only show where
+
+1. the student is short of *labelled data*: the pool with its **true** labels (the *oracle*
+   student) beats the **duplicated-real** student (the labelled set repeated where the pool would
+   be, ST Table 2b / CSST Table 1b) at the same number of steps. Pseudo labels are at best the
+   true labels: if the oracle does not help, no pseudo labels can, and the pseudo-label claims are
+   *not testable*;
+2. the teacher is *converged*: its held-out curve is flat over its last third, so a student
+   copies a finished teacher, not a snapshot;
+3. the students are at their plateau within the steps every arm gets (their curves).
+
+Each is measured against the world's truth, never with a claim (item ``calibration`` of
+``paperlib/reference/claims/selftrain.toml``, declared before its run). Beside them, the
+mechanism itself: the **pseudo-label accuracy** (the teacher's hard labels on each pool scored
+against the pool's true labels, ``pseudo_quality``) -- what the student is given.
+
+The data (one export path, ``paperlib.data.export_world``):
+
+- the **labelled set**: ``labelled`` training frames (evenly spaced) of the ``domain`` world (seed
+  ``world_seed``, ``clips`` snippets: one labelled frame each); held-out frames: that world's
+  ``val`` split (``clips / 4`` frames);
+- the **pools** (``POOLS``): ``pool_multiple x labelled`` *new* frames: ``same`` = the same
+  domain from another world seed (new layouts and textures: Cityscapes coarse* in the papers),
+  ``other`` = another domain (Mapillary*). Only their images reach a student; their labels score
+  the pseudo labels and make the oracle arm.
+
+The arms (``Arm``; every student has the same model, steps, batch, crop and, per seed, the same
+initialisation and sample stream: equal cost). An epoch holds ``n_real`` labelled samples and
+``n_real x p / r`` extra ones for the mix ``r:p`` (``pipeline.mix_counts``); with ``steps`` fixed,
+the mix sets what the steps are spent on, never how many there are:
+
+- ``duplicated r:p`` -- the labelled set in place of the extra part (the control baseline);
+- ``oracle r:p`` -- the ``same`` pool with its true labels;
+- ``hard r:p`` / ``soft r:p`` -- the ``same`` pool with the teacher's hard / top-3 soft labels.
+
+``centroid`` switches the student's sampler to CSST's centroid sampling (per part).
+
+The teacher (kind ``selftrain_teacher``) and every student run (kind ``selftrain_student``) are
+``paperlib.cache`` roles keyed by what made them, so the notebooks share them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from ..pool import run_all
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Thin classes (Cityscapes train ids of pole, traffic light, traffic sign): rare, small, and the
+#: first a weak teacher loses.
+THIN = (5, 6, 7)
+#: Version of the student / teacher roles (bump when what they compute changes).
+VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Regime:
+    """Where the self-training controls (and then the claims) run. Defaults: the candidate tried
+    first (``CANDIDATES["s1"]``); ``CPU_REGIME`` is the one the cpu profile uses."""
+
+    size: tuple[int, int] = (128, 256)        # world frames (H, W)
+    domain: str = "city_a"
+    world_seed: int = 0                       # the labelled world (its val split is the held-out set)
+    clips: int = 192                          # snippets of the labelled world (val: clips / 4 frames)
+    labelled: int = 24                        # labelled frames (evenly spaced over the world's train split)
+    pool_multiple: int = 8                    # pool frames per labelled frame (the papers: 7-13x)
+    pool_seed: int = 100                      # world seed of the pools (new frames)
+    other_domain: str = "city_c"              # the other-domain pool (Mapillary*)
+    teacher_model: str = "swiftnet_resnet18"
+    teacher_width: int = 16
+    teacher_steps: int = 4000
+    model: str = "tiny_fcn"                   # the student
+    width: int = 16
+    steps: int = 1000                         # every student's steps
+    batch: int = 8
+    crop: tuple[int, int] = (128, 128)
+    scale: tuple[float, float] = (0.75, 1.5)
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    curve_points: int = 5                     # held-out evaluations during training (the plateau)
+
+    @property
+    def pool_frames(self) -> int:
+        return self.pool_multiple * self.labelled
+
+    def config(self, seed: int, name: str, teacher: bool = False, eval_every: int = 0, centroid: bool = False):
+        """The ``TrainConfig`` of the teacher (``teacher``) or of a student (the cpu profile's
+        defaults for everything the regime does not set)."""
+        from ..config import config_from_params
+        return config_from_params(
+            "cpu", name=name, model=self.teacher_model if teacher else self.model,
+            model_width=self.teacher_width if teacher else self.width,
+            steps=self.teacher_steps if teacher else self.steps, batch_size=self.batch, crop_size=self.crop,
+            scale=self.scale, optimizer=self.optimizer, lr=self.lr, seed=int(seed), world_image_size=self.size,
+            world_domain=self.domain, world_seed=self.world_seed, world_clips=self.clips,
+            max_images=self.labelled, sampler="centroid" if centroid else "random", progress=False,
+            eval_every=eval_every, sampler_options={"workers": 0})
+
+    def teacher_spec(self) -> dict:
+        """What makes the teacher (its cache key): the students' fields are left out."""
+        return {"world": [self.domain, list(self.size), self.clips, self.world_seed, self.labelled],
+                "model": self.teacher_model, "width": self.teacher_width, "steps": self.teacher_steps,
+                "batch": self.batch, "crop": list(self.crop), "scale": list(self.scale),
+                "optimizer": self.optimizer, "lr": self.lr, "curve_points": self.curve_points}
+
+    def describe(self) -> str:
+        (h, w), (ch, cw) = self.size, self.crop
+        return (f"{self.labelled} labelled {h}x{w} frames of the {self.domain} world; pools of {self.pool_frames} new "
+                f"frames (world seed {self.pool_seed}: {self.domain} and {self.other_domain}); teacher "
+                f"{self.teacher_model} width {self.teacher_width}, {self.teacher_steps} steps; students {self.model} "
+                f"width {self.width}, {self.steps} steps; batch {self.batch} of {ch}x{cw} crops, scale "
+                f"{self.scale[0]:g}-{self.scale[1]:g}, {self.optimizer} lr {self.lr:g}")
+
+
+#: The regimes tried, in order, each declared before its calibration run (controls only):
+#:
+#: - ``s1``: a teacher of more capacity than the student, trained long on the labelled set
+#:   (SwiftNet-R18 width 16, 4000 steps), students ``tiny_fcn`` width 16 at 1000 steps. The
+#:   issue's probe (teacher ``tiny_fcn`` w32, 3000 steps, 40.6 mIoU; 144-frame pool at 1:4; 3
+#:   seeds) had the oracle control at +2.77 +- 0.34 and hard pseudo labels at -0.40 +- 0.34.
+CANDIDATES = {
+    "s1": Regime(),
+}
+#: The regime of the cpu (and gpu / paper, until they have their own) self-training experiments.
+CPU_REGIME = CANDIDATES["s1"]
+#: A few seconds per arm, only to exercise the code (the smoke profile).
+SMOKE_REGIME = Regime(size=(64, 128), clips=8, labelled=4, pool_multiple=2, teacher_model="tiny_fcn",
+                      teacher_width=8, teacher_steps=6, width=8, steps=4, batch=2, crop=(48, 48), curve_points=2)
+
+
+def profile_setup(profile: str, seeds=None, jobs=None) -> tuple[Regime, list[int], int]:
+    """A self-training notebook's (regime, seeds, processes) for ``profile``: ``SMOKE_REGIME``
+    with seeds [0, 1] in one process at ``smoke``, else ``CPU_REGIME`` with 4 paired seeds in 2
+    processes of one thread each (``seeds`` / ``jobs`` override; the processes do not change
+    results)."""
+    regime = SMOKE_REGIME if profile == "smoke" else CPU_REGIME
+    return (regime, list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3])),
+            int(jobs or (1 if profile == "smoke" else 2)))
+
+
+# --- data --------------------------------------------------------------------------------------
+#: The unlabelled pools: name -> (domain field of the regime, what the papers used).
+POOLS = {"same": ("domain", "Cityscapes coarse*"), "other": ("other_domain", "Mapillary*")}
+
+
+def labelled_sets(regime: Regime) -> tuple:
+    """``(train, val)``: the labelled frames with the regime's training transform, and the
+    held-out frames (eval transform)."""
+    from ..data import data_dir
+    return _labelled_sets(regime, str(data_dir()))
+
+
+@lru_cache(maxsize=8)
+def _labelled_sets(regime: Regime, root: str) -> tuple:
+    from .. import engine
+    return tuple(engine.build_datasets(regime.config(0, "data")))
+
+
+def pool(regime: Regime, name: str) -> tuple:
+    """Pool ``name`` (``POOLS``): ``(images, labelled)`` as ``pipeline.world_pool`` returns them
+    -- the images without labels (what self-training may use), and the same frames with their
+    true labels (the oracle arm, and scoring the pseudo labels)."""
+    from ..data import data_dir
+    if name not in POOLS:
+        raise ValueError(f"unknown pool {name!r}; expected one of {list(POOLS)}")
+    return _pool(regime, name, str(data_dir()))
+
+
+@lru_cache(maxsize=8)
+def _pool(regime: Regime, name: str, root: str) -> tuple:
+    from .pipeline import world_pool
+    domain = getattr(regime, POOLS[name][0])
+    return world_pool(domain, regime.size, regime.pool_frames, seed=regime.pool_seed, progress=False)
+
+
+# --- the teacher -------------------------------------------------------------------------------
+def teacher(regime: Regime, progress: bool = False):
+    """The teacher: ``regime.teacher_model`` trained ``teacher_steps`` on the labelled set, a
+    cached role (kind ``selftrain_teacher``). Returns ``(model, info)``; ``info``: held-out
+    ``mIoU``, per-class ``iou``, ``curve`` (``[step, mIoU]`` every ``teacher_steps /
+    curve_points`` steps) and ``train_s``."""
+    import torch
+
+    from .. import engine, models
+    from ..cache import cached
+    every = max(regime.teacher_steps // max(regime.curve_points, 1), 1)
+    cfg = regime.config(0, "selftrain_teacher", teacher=True, eval_every=every).replace(progress=progress)
+
+    def build():
+        train, val = labelled_sets(regime)
+        torch.manual_seed(0)
+        curve = []
+        out = engine.train(cfg, train_set=train, val_set=val,
+                           callbacks=[lambda i: curve.append([i["step"], 100 * i["metrics"]["miou"]])
+                                      if i["event"] == "eval" else None])
+        m = out["metrics"]
+        return out["model"].cpu(), {"mIoU": 100 * m["miou"], "iou": [100 * v for v in m["per_class_iou"]],
+                                    "curve": curve, "train_s": round(out["train_time"], 1)}
+
+    return cached("selftrain_teacher", {"version": VERSION, "teacher": regime.teacher_spec()}, build,
+                  module=lambda: models.build(cfg.model, num_classes=cfg.num_classes, width=cfg.model_width))
+
+
+def pseudo_dir(regime: Regime, pool_name: str, mode: str = "hard"):
+    """The teacher's pseudo labels (``mode`` hard / soft) on pool ``pool_name``, generated once
+    into ``data_dir()/pseudo/<teacher fingerprint>/<pool>_<mode>``; returns the folder."""
+    from ..data import data_dir
+    from .pseudo import generate_pseudo_labels, teacher_fingerprint
+    model, _ = teacher(regime)
+    images, _ = pool(regime, pool_name)
+    out = data_dir() / "pseudo" / teacher_fingerprint(model) / f"{pool_name}_{mode}"
+    return generate_pseudo_labels(model.eval(), images, out, mode=mode, progress=False)
+
+
+def pseudo_quality(regime: Regime, pool_names: Sequence[str] = tuple(POOLS)) -> "pd.DataFrame":
+    """The mechanism's input, measured against the world's truth: the teacher's hard pseudo
+    labels on each pool scored against the pool's true labels (mIoU, pixel accuracy, thin-class
+    mean IoU, per-class IoU), beside the teacher's held-out mIoU."""
+    import pandas as pd
+
+    from ..data.labels import CITYSCAPES_CLASSES
+    from .pseudo import pseudo_label_quality
+    _, info = teacher(regime)
+    rows = []
+    for name in pool_names:
+        q = pseudo_label_quality(pseudo_dir(regime, name), pool(regime, name)[1])
+        iou = [100 * v for v in q["per_class_iou"]]
+        rows.append({"pool": name, "frames": regime.pool_frames, "domain": getattr(regime, POOLS[name][0]),
+                     "teacher held-out mIoU": info["mIoU"], "pseudo-label mIoU": 100 * q["miou"],
+                     "pixel accuracy": 100 * q["pixel_accuracy"],
+                     "thin mean": float(np.nanmean([iou[c] for c in THIN])),
+                     **{CITYSCAPES_CLASSES[c]: iou[c] for c in range(len(iou))}})
+    return pd.DataFrame(rows)
+
+
+# --- students ----------------------------------------------------------------------------------
+#: What the extra part of a student's epoch holds.
+LABELS = ("duplicated", "oracle", "hard", "soft")
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """A student: ``labels`` of the extra part (``LABELS``) on ``pools`` at the real:extra mix
+    ``ratio``, with or without centroid sampling."""
+
+    labels: str
+    ratio: tuple[int, int] = (1, 4)
+    pools: tuple[str, ...] = ("same",)
+    centroid: bool = False
+
+    @property
+    def name(self) -> str:
+        pools = "" if self.labels == "duplicated" or self.pools == ("same",) else " [" + "+".join(self.pools) + "]"
+        return f"{self.labels} {self.ratio[0]}:{self.ratio[1]}{pools}" + (" CS" if self.centroid else "")
+
+    @classmethod
+    def parse(cls, name: str) -> "Arm":
+        """``"hard 1:4 [same+other] CS"`` -> ``Arm("hard", (1, 4), ("same", "other"), True)``."""
+        words = name.split()
+        try:
+            labels, ratio = words[0], tuple(int(x) for x in words[1].split(":"))
+            pools = tuple(words[2].strip("[]").split("+")) if len(words) > 2 and words[2].startswith("[") else ("same",)
+        except (IndexError, ValueError):
+            raise ValueError(f"student arm {name!r}: expected '<labels> <r>:<p> [pools] [CS]', "
+                             f"labels one of {LABELS}") from None
+        arm = cls(labels, ratio, pools, words[-1] == "CS")
+        if labels not in LABELS or len(ratio) != 2 or any(p not in POOLS for p in pools) or arm.name != name:
+            raise ValueError(f"student arm {name!r}: expected '<labels> <r>:<p> [pools] [CS]' with labels one of "
+                             f"{LABELS} and pools among {list(POOLS)}")
+        return arm
+
+
+def student_set(regime: Regime, arm: Arm):
+    """The student's training set: the labelled frames mixed ``arm.ratio`` with the extra part
+    (``pipeline.mix_real_pseudo``)."""
+    from ..data.samplers import ConcatSegDataset
+    from .pipeline import mix_real_pseudo
+    from .pseudo import PseudoLabelDataset
+    real, _ = labelled_sets(regime)
+    if arm.labels == "duplicated":
+        return mix_real_pseudo(real, None, arm.ratio, duplicate_real=True)
+    parts = []
+    for name in arm.pools:
+        images, truth = pool(regime, name)
+        if arm.labels == "oracle":
+            parts.append(_with_transform(truth, real.transform))
+        else:
+            parts.append(PseudoLabelDataset(pseudo_dir(regime, name, arm.labels), images, transform=real.transform))
+    return mix_real_pseudo(real, parts[0] if len(parts) == 1 else ConcatSegDataset(parts), arm.ratio)
+
+
+def _with_transform(dataset, transform):
+    """A shallow copy of a ``SegDataset`` with another transform (the pool's true labels under the
+    student's training transform)."""
+    import copy
+    out = copy.copy(dataset)
+    out.transform = transform
+    return out
+
+
+def prepare(regime: Regime, arms: Sequence[str]) -> None:
+    """Everything the students share, made once in this process before any fork: the labelled
+    sets, the pools, the teacher and its pseudo labels."""
+    labelled_sets(regime)
+    for a in map(Arm.parse, arms):
+        for name in a.pools if a.labels != "duplicated" else ():
+            pool(regime, name)
+            if a.labels in ("hard", "soft"):
+                pseudo_dir(regime, name, a.labels)
+
+
+def run_student(regime: Regime, arm: str, seed: int, cache: bool = True) -> dict:
+    """Train the student of ``arm`` with ``seed`` for ``regime.steps`` and score it on the held-out
+    frames (mIoU, per-class IoU, thin-class mean) with its held-out curve (``curve_points``
+    evaluations). A cached role (kind ``selftrain_student``: regime, arm, seed). Returns the row."""
+    import torch
+
+    from .. import engine, models
+    from ..cache import cached
+    spec = Arm.parse(arm)
+    every = max(regime.steps // max(regime.curve_points, 1), 1)
+    cfg = regime.config(seed, f"selftrain_{spec.labels}_{seed}", eval_every=every, centroid=spec.centroid)
+
+    def build():
+        _, val = labelled_sets(regime)
+        torch.manual_seed(int(seed))
+        curve = []
+        out = engine.train(cfg, train_set=student_set(regime, spec), val_set=val,
+                           callbacks=[lambda i: curve.append([i["step"], 100 * i["metrics"]["miou"]])
+                                      if i["event"] == "eval" else None])
+        iou = [100 * v for v in out["metrics"]["per_class_iou"]]
+        row = {"seed": int(seed), "mIoU": 100 * out["metrics"]["miou"], "thin mean": float(np.nanmean([iou[c] for c in THIN])),
+               "train_s": round(out["train_time"], 1), "curve": curve, **{f"iou_{c}": iou[c] for c in range(len(iou))}}
+        return out["model"].cpu(), {"row": row}
+
+    key = {"version": VERSION, "regime": dataclasses.asdict(regime), "arm": spec.name, "seed": int(seed)}
+    _, info = cached("selftrain_student", key, build, enabled=cache,
+                     module=lambda: models.build(cfg.model, num_classes=cfg.num_classes, width=cfg.model_width))
+    return dict(info["row"], arm=arm)
+
+
+def run_students(regime: Regime, arms: Sequence[str], seeds: Sequence[int], jobs: int = 1,
+                 progress: bool = True) -> list[dict]:
+    """``run_student`` for every (arm, seed), in ``jobs`` processes of one thread each; rows in
+    the order asked. The teacher, pools and pseudo labels are made first, in this process."""
+    prepare(regime, arms)
+    return run_all(run_student, [(regime, a, s) for s in seeds for a in arms], jobs, "students", progress)
+
+
+def student_frame(rows: Sequence[dict]) -> "pd.DataFrame":
+    """The runs as one frame for ``paperlib.claims``: a row per (arm, seed), the curve's last
+    third as ``late gain`` (held-out mIoU at the end minus at two thirds of the steps: the
+    plateau)."""
+    import pandas as pd
+    out = []
+    for r in rows:
+        c = r.get("curve") or []
+        late = [m for s, m in c if s >= 2 * c[-1][0] / 3] if c else []
+        out.append({**{k: v for k, v in r.items() if k != "curve"},
+                    "late gain": (late[-1] - late[0]) if len(late) > 1 else float("nan")})
+    df = pd.DataFrame(out)
+    return df[["arm", "seed"] + [c for c in df.columns if c not in ("arm", "seed")]]
+
+
+def teacher_late_gain(info: dict) -> float:
+    """The teacher's held-out mIoU at the end minus at two thirds of its steps."""
+    c = info["curve"]
+    late = [m for s, m in c if s >= 2 * c[-1][0] / 3]
+    return late[-1] - late[0] if len(late) > 1 else float("nan")
+
+
+#: The arms of the calibration (controls only): the duplicated-real baseline and the oracle.
+CALIBRATION_ARMS = ("duplicated 1:4", "oracle 1:4")
+
+
+def plateau_checks(teacher_info: dict, students: "pd.DataFrame", baseline: str = "duplicated 1:4",
+                   tolerance: float = 1.0) -> dict[str, bool]:
+    """The calibration's plateau checks (``selftrain.toml`` item ``calibration``): the teacher's
+    late gain, and the mean late gain of the ``baseline`` students, below ``tolerance`` points."""
+    late = students.loc[students["arm"] == baseline, "late gain"]
+    return {"cal_teacher_plateau": bool(teacher_late_gain(teacher_info) < tolerance),
+            "cal_students_plateau": bool(len(late) > 0 and late.mean() < tolerance)}

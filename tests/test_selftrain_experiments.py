@@ -1,0 +1,39 @@
+"""The self-training experiments layer (issue #18): student arms, the late-gain plateau measure,
+the calibration's checks, and one smoke-size student run through the cache."""
+import pandas as pd
+import pytest
+
+from paperlib.selftrain import experiments as X
+
+
+@pytest.mark.parametrize("name", ["duplicated 1:4", "oracle 1:4", "hard 1:4 CS", "soft 3:40 [same+other]",
+                                  "hard 1:1 [other] CS"])
+def test_arm_names_round_trip(name):
+    assert X.Arm.parse(name).name == name
+
+
+@pytest.mark.parametrize("bad", ["", "teacher 1:4", "hard 1-4", "hard 1:4 [moon]", "oracle 1:4 [same]"])
+def test_bad_arm_names_are_refused_with_the_name(bad):
+    with pytest.raises(ValueError, match="student arm"):
+        X.Arm.parse(bad)
+
+
+def test_late_gain_and_plateau_checks():
+    rows = [{"arm": "duplicated 1:4", "seed": s, "mIoU": 30.0, "curve": [[100, 20.0], [200, 28.0], [300, 29.0 + s]]}
+            for s in (0, 1)]
+    df = X.student_frame(rows)
+    assert list(df["late gain"]) == [1.0, 2.0]  # (end) - (first point at or after 2/3 of the steps)
+    assert X.teacher_late_gain({"curve": [[10, 1.0], [20, 5.0], [30, 5.5]]}) == pytest.approx(0.5)
+    checks = X.plateau_checks({"curve": [[10, 1.0], [20, 5.0], [30, 5.5]]}, df)
+    assert checks == {"cal_teacher_plateau": True, "cal_students_plateau": False}
+
+
+def test_smoke_student_runs_are_cached_and_paired(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path))
+    rows = X.run_students(X.SMOKE_REGIME, ["duplicated 1:4", "hard 1:4"], [0], progress=False)
+    assert [r["arm"] for r in rows] == ["duplicated 1:4", "hard 1:4"]
+    assert all(0 <= r["mIoU"] <= 100 and len(r["curve"]) == X.SMOKE_REGIME.curve_points for r in rows)
+    again = X.run_student(X.SMOKE_REGIME, "hard 1:4", 0)
+    assert again["mIoU"] == rows[1]["mIoU"]  # from the cache: the same run, not a retrain
+    q = X.pseudo_quality(X.SMOKE_REGIME, ["same"])
+    assert isinstance(q, pd.DataFrame) and 0 <= float(q["pseudo-label mIoU"].iloc[0]) <= 100
