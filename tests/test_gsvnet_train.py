@@ -99,6 +99,34 @@ def test_edge_error_maps_mark_the_class_boundary():
     assert e.sum() == 8 * 4 - 0                      # columns 1 and 2 of the 1/2 grid are edges: 4 px wide
 
 
+def test_mirrored_pairs_keep_the_flow_exact():
+    """The world's exact backward flow warps the previous frame onto the current one; mirrored by
+    mirror_pair it does the same for the mirrored frames, and only with the sign change."""
+    from paperlib.propagation.warp import warp
+    c = SyntheticWorld("city_a", size=(64, 128), seed=0).clip(3, length=2)
+    prev, cur = (torch.from_numpy(f).permute(2, 0, 1)[None].float() for f in c.frames[:2])
+    flow = torch.from_numpy(np.ascontiguousarray(c.flow_bw[0])).permute(2, 0, 1)[None].float()
+    err = (warp(prev, flow) - cur).abs().mean()
+    mp, mc, mf = vtrain.mirror_pair(prev, cur, flow)
+    assert torch.equal(mc, cur.flip(-1)) and torch.equal(mf[:, 1], flow[:, 1].flip(-1))
+    assert (warp(mp, mf) - mc).abs().mean() == pytest.approx(float(err), rel=0.05, abs=0.05)
+    wrong = (warp(mp, flow.flip(-1)) - mc).abs().mean()  # flipped without the sign change
+    assert wrong > 2 * err + 0.5
+
+
+def test_flow_recipe_options_enter_the_cache_key_only_when_changed(tmp_path, monkeypatch, clip):
+    monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path))
+    kw = dict(seed=0, stride=4, flow_width=8, progress=False)
+    net = lambda: GSVNet(flow_width=8, guide_width=8, intra_width=8, stride=4).flownet  # noqa: E731
+    a = vtrain.pretrained_flownet(net(), [clip], {"toy": 1}, 3, **kw)
+    b = vtrain.pretrained_flownet(net(), [clip], {"toy": 1}, 3, recipe=vtrain.FLOW_RECIPE_V1, **kw)
+    c = vtrain.pretrained_flownet(net(), [clip], {"toy": 1}, 3, recipe={"poly": True, "flip": True}, **kw)
+    assert a == b and len(c) == 3
+    assert len(list((tmp_path / "cache" / "flownet").glob("*.pt"))) == 2
+    with pytest.raises(ValueError, match="recipe"):
+        vtrain.pretrained_flownet(net(), [clip], {"toy": 1}, 3, recipe={"warmup": 1}, **kw)
+
+
 def test_trained_pf_is_cached_and_shares_the_flow_pretraining(tmp_path, monkeypatch, clip):
     monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path))
     key = torch.nn.Conv2d(3, 19, 1).eval()

@@ -169,21 +169,22 @@ def flow_clips(size: tuple[int, int], train: int, val: int, length: int, domain:
 
 
 def pretrained_flow_gsv(world, train_idx: Sequence[int], clips: Sequence, length: int, steps: int,
-                        seed: int) -> tuple[GSVNet, list[float]]:
-    """A GSVNet whose flow net O is pre-trained ``steps`` on the exact flow of ``clips``
-    (``train.pretrained_flownet``: the cached ``flownet`` role PF's training shares when its
-    ``cache_params`` agree). Returns ``(gsv in eval mode, training EPE per step)``."""
+                        seed: int, recipe: dict | None = None) -> tuple[GSVNet, list[float]]:
+    """A GSVNet whose flow net O is pre-trained ``steps`` on the exact flow of ``clips`` with
+    ``recipe`` (``train.pretrained_flownet``: the cached ``flownet`` role PF's training shares when
+    its ``cache_params`` agree). Returns ``(gsv in eval mode, training EPE per step)``."""
     from .train import pretrained_flownet
     torch.manual_seed(seed)
     gsv = GSVNet()
     epe = pretrained_flownet(gsv.flownet, clips, {"world": world.params(), "clips": list(train_idx), "length": length},
-                             steps, seed=seed, progress=False)
+                             steps, seed=seed, progress=False, recipe=recipe)
     return gsv.eval(), epe
 
 
-def flow_role(size: tuple[int, int], train: int, length: int, steps: int, seed: int, domain: str = "city_a") -> list:
+def flow_role(size: tuple[int, int], train: int, length: int, steps: int, seed: int, domain: str = "city_a",
+              recipe: dict | None = None) -> list:
     """``pretrained_flow_gsv`` on freshly rendered training clips (``flow_clips``), for a pool
     worker: it trains (or loads) the cached role and returns the training EPE per step, never the
     clips (they would be pickled back)."""
     world, train_idx, clips, _ = flow_clips(size, train, 0, length, domain)
-    return pretrained_flow_gsv(world, train_idx, clips, length, steps, seed)[1]
+    return pretrained_flow_gsv(world, train_idx, clips, length, steps, seed, recipe)[1]

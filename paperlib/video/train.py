@@ -122,20 +122,43 @@ def flow_pairs(clips: Sequence, batch_size: int, seed: int = 0):
         yield torch.cat(prev), torch.cat(cur), torch.cat(flow)
 
 
+def mirror_pair(prev: torch.Tensor, cur: torch.Tensor, flow: torch.Tensor) -> tuple:
+    """A frame pair and its backward flow (N, 2, H, W) mirrored left-right: both frames flipped,
+    the flow field flipped and its horizontal component negated, ``u'(W-1-x, y) = -u(x, y)``."""
+    sign = torch.tensor([-1.0, 1.0], dtype=flow.dtype).view(1, 2, 1, 1)
+    return prev.flip(-1), cur.flip(-1), flow.flip(-1) * sign
+
+
+#: The flow net's first pre-training recipe (constant lr, no augmentation): the default, so roles
+#: made with it keep their cache keys. ``pretrain_flownet``'s ``poly`` / ``flip`` give the others.
+FLOW_RECIPE_V1 = {"poly": False, "flip": False}
+
+
 def pretrain_flownet(gsv: GSVNet, clips: Sequence, steps: int = 300, batch_size: int = 8, lr: float = 1e-3,
-                     seed: int = 0, progress: bool = True) -> list[float]:
+                     seed: int = 0, progress: bool = True, poly: bool = False, flip: bool = False) -> list[float]:
     """Pre-train PF's flow net O (appendix C) on exact backward flows: Adam on the mean
     end-point error ``|O(I_{t-1}, I_t) - m_t|`` on the 1/8 grid (``m_t`` resized with its vectors
-    rescaled). Returns the EPE per step (pixels of the 1/8 grid)."""
+    rescaled). Returns the EPE per step (pixels of the 1/8 grid).
+
+    ``poly``: the learning rate decays as ``lr (1 - i / steps)^0.9`` (else constant). ``flip``:
+    each batch is mirrored left-right with probability 1/2 -- both frames and the flow, whose
+    horizontal component changes sign (``u'(W-1-x, y) = -u(x, y)``) -- so O sees twice the motions
+    its clips hold."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     torch.manual_seed(seed)
     net = gsv.flownet.train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     it, losses = flow_pairs(clips, batch_size, seed), []
+    coin = np.random.default_rng(seed + 1)
     bar = tqdm(range(steps), desc="pre-train flow net (EPE)", disable=not progress)
-    for _ in bar:
+    for i in bar:
         prev, cur, flow = next(it)
+        if flip and coin.random() < 0.5:
+            prev, cur, flow = mirror_pair(prev, cur, flow)
+        if poly:
+            for group in opt.param_groups:
+                group["lr"] = lr * (1 - i / steps) ** 0.9
         pred = net(gsv.downscale(prev), gsv.downscale(cur))
         epe = (pred - resize_flow(flow, pred.shape[-2:])).norm(dim=1).mean()
         opt.zero_grad(set_to_none=True)
@@ -168,20 +191,28 @@ def flow_epe(gsv: GSVNet, clips: Sequence, flows: Optional[Sequence] = None) -> 
 
 
 def pretrained_flownet(flownet: nn.Module, clips: Sequence, cache_params: dict, flow_steps: int, *, seed: int = 0,
-                       stride: int = 8, flow_width: int = 32, progress: bool = True) -> list[float]:
+                       stride: int = 8, flow_width: int = 32, progress: bool = True,
+                       recipe: Optional[dict] = None) -> list[float]:
     """Load into ``flownet`` (a ``LightFlowNet``) its pre-training on the clips' exact flow
-    (``pretrain_flownet``, ``flow_steps`` steps), cached by ``cache_params`` + these settings and
-    shared by every propagation model that uses the same flow net (PF variants, A-Lite). Returns
-    the EPE per pre-training step ([] when ``flow_steps`` is 0: nothing is loaded)."""
+    (``pretrain_flownet``, ``flow_steps`` steps; ``recipe`` its ``poly`` / ``flip`` options, default
+    ``FLOW_RECIPE_V1``), cached by ``cache_params`` + these settings and shared by every propagation
+    model that uses the same flow net (PF variants, A-Lite). Returns the EPE per pre-training step
+    ([] when ``flow_steps`` is 0: nothing is loaded)."""
     if not flow_steps:
         return []
+    recipe = {**FLOW_RECIPE_V1, **(recipe or {})}
+    if set(recipe) != set(FLOW_RECIPE_V1):
+        raise ValueError(f"recipe: unknown option(s) {sorted(set(recipe) - set(FLOW_RECIPE_V1))}; "
+                         f"expected {sorted(FLOW_RECIPE_V1)}")
 
     def pretrain(net: nn.Module) -> dict:
         gsv = GSVNet(flow_width=flow_width, stride=stride)
         gsv.flownet = net
-        return {"epe": pretrain_flownet(gsv, clips, flow_steps, seed=seed, progress=progress)}
+        return {"epe": pretrain_flownet(gsv, clips, flow_steps, seed=seed, progress=progress, **recipe)}
 
     flow_params = {**cache_params, "flow_steps": flow_steps, "seed": seed, "stride": stride, "flow_width": flow_width}
+    if recipe != FLOW_RECIPE_V1:  # the first recipe's roles keep their keys
+        flow_params["recipe"] = recipe
     return cached_module("flownet", flow_params, flownet, pretrain)[1]["epe"]
 
 
