@@ -389,3 +389,54 @@ def plateau_checks(teacher_info: dict, students: "pd.DataFrame", baseline: str =
     late = students.loc[students["arm"] == baseline, "late gain"]
     return {"cal_teacher_plateau": bool(teacher_late_gain(teacher_info) < tolerance),
             "cal_students_plateau": bool(len(late) > 0 and late.mean() < tolerance)}
+
+
+# --- ST Table 1 / CSST Table 1 (notebook selftrain_table1_pseudo) ------------------------------
+#: CSST Table 1's real:pseudo mixes (3K:3K, 3K:6K, 3K:12K, 3K:40K).
+CSST_RATIOS = ("1:1", "1:2", "1:4", "3:40")
+#: The students of ST Table 1 and CSST Table 1, every one at the regime's steps. The
+#: duplicated-real students (real labels only) are the same-architecture, same-steps baselines:
+#: at fixed steps "duplicated 1:m" trains on the labelled set alone for every m, so one run (with
+#: and one without centroid sampling) serves every ratio. CSST's pseudo labels come from both
+#: pools (coarse* and Mapillary*, 40K in the paper).
+TABLE1_ARMS = (("duplicated 1:4", "duplicated 1:4 CS", "oracle 1:4", "hard 1:1 CS")
+               + tuple(f"hard {r} [same+other]{cs}" for cs in ("", " CS") for r in CSST_RATIOS))
+#: ST Table 1's rows -> the student arm that plays each. Its students are half real, half pseudo
+#: per epoch with centroid sampling (ST Table 2a's 1:1 w CS is Table 1's 79.3); its "Teacher: fine"
+#: is the supervised model of the students' architecture -- here the duplicated-real student at
+#: the same steps (the regime's teacher, a stronger network, is only the source of the labels).
+ST_TABLE1_ROWS = {"Teacher: fine": "duplicated 1:4", "Teacher: fine, centroid sampling": "duplicated 1:4 CS",
+                  "Oracle: fine + coarse* true labels": "oracle 1:4",
+                  "Student: fine + coarse*": "hard 1:1 CS",
+                  "Student: fine + coarse* + Mapillary*": "hard 1:1 [same+other] CS"}
+
+
+def st_table1_frame(runs: "pd.DataFrame") -> "pd.DataFrame":
+    """ST Table 1's rows (``ST_TABLE1_ROWS``) from the student runs (``student_frame``)."""
+    import pandas as pd
+    parts = [runs[runs["arm"] == arm].assign(row=row) for row, arm in ST_TABLE1_ROWS.items()]
+    df = pd.concat(parts, ignore_index=True)
+    return df[["row", "arm", "seed", "mIoU", "thin mean"]]
+
+
+def csst_table1_frame(runs: "pd.DataFrame") -> "pd.DataFrame":
+    """CSST Table 1 in the long form of ``paperlib/reference/csst/table1_centroid_long.csv``: a row
+    per (labels, real:extra, sampler, seed). "real (teacher)" and "real, duplicated" at every
+    ratio are the duplicated-real runs (one per sampler: at fixed steps they are the same
+    training), "real + pseudo" the students on both pools, "real + oracle" the pool's true labels
+    (the control)."""
+    import pandas as pd
+
+    def pick(arm: str, **cols) -> "pd.DataFrame":
+        sub = runs[runs["arm"] == arm]
+        return sub.assign(**cols)[list(cols) + ["arm", "seed", "mIoU", "thin mean"]]
+
+    parts = []
+    for cs, sampler in (("", "random"), (" CS", "centroid")):
+        dup = f"duplicated 1:4{cs}"
+        parts.append(pick(dup, labels="real (teacher)", **{"real:extra": "1:0"}, sampler=sampler))
+        for r in CSST_RATIOS:
+            parts.append(pick(f"hard {r} [same+other]{cs}", labels="real + pseudo", **{"real:extra": r}, sampler=sampler))
+            parts.append(pick(dup, labels="real, duplicated", **{"real:extra": r}, sampler=sampler))
+    parts.append(pick("oracle 1:4", labels="real + oracle", **{"real:extra": "1:4"}, sampler="random"))
+    return pd.concat(parts, ignore_index=True)
