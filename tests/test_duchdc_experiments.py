@@ -105,6 +105,15 @@ def test_heads_start_from_the_shared_backbone_and_are_scored():
         X.run_arm(regime, "DUC, cell 3", 0)
 
 
+def test_a_curve_on_a_few_frames_ends_with_the_final_score_and_leaves_older_keys_alone():
+    regime = dataclasses.replace(X.SMOKE_REGIME, steps=4, curve_points=2, curve_frames=1)
+    assert len(X.WORLD.curve_set(regime)) == 1 and len(X.WORLD.curve_set(X.SMOKE_REGIME)) > 1
+    row = X.run_arm(regime, "DUC (cell 2)", 0)
+    assert [s for s, _ in row["curve"]] == [2, 4] and row["curve"][-1][1] == row["mIoU"]
+    assert "curve_frames" not in X._key(X.SMOKE_REGIME)["regime"]  # runs made before the field keep their keys
+    assert X._key(regime)["regime"]["curve_frames"] == 1
+
+
 def test_speckle_is_zero_for_a_piecewise_constant_map_and_high_for_noise():
     flat = torch.zeros(32, 32, dtype=torch.long)
     flat[:, 16:] = 3

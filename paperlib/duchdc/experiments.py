@@ -173,6 +173,8 @@ class Regime:
     optimizer: str = "adam"
     lr: float = 1e-3
     curve_points: int = 4                 # held-out evaluations during fine-tuning (the plateau)
+    curve_frames: int = 0                 # 0: the curve on every curve frame, by the engine; n: on n
+                                          # of them, its last point the final score (no second pass)
 
     def config(self, seed: int, name: str, arm: Arm | None = None, pretrain: bool = False, eval_every: int = 0):
         """The ``TrainConfig`` of the backbone's pre-training (``pretrain``) or of one arm's fine-tuning."""
@@ -236,9 +238,11 @@ CPU_REGIME = Regime()
 #: feature map wider than the rates: 256-px crops (the frame height; 32x32 at stride 8, res5's
 #: largest rate 17) at batch 2 (the labelled pixels per step of 8 crops of 128 px). The rates are
 #: the paper's, not scaled; the ASPP rates scale with the crop as everywhere (256 / 544). Two held-out
-#: evaluations per run (a ResNet-50-structure frame costs as much to score as ~4 training steps).
+#: points per run: mid-way on 6 held-out frames (``curve_frames``), and the final score on all of them,
+#: which is also the curve's last point (a ResNet-50-structure frame costs as much to score as ~4
+#: training steps, so three full passes cost about as much as the training).
 HDC_REGIME = dataclasses.replace(CPU_REGIME, depth=50, width=8, crop=(256, 256), batch=2, pre_batch=8,
-                                 pre_crop=(192, 192), curve_points=2, pre_ds=32)
+                                 pre_crop=(192, 192), curve_points=2, pre_ds=32, curve_frames=6)
 #: Seconds per arm, only to exercise the code (the smoke profile).
 SMOKE_REGIME = Regime(size=(64, 128), clips=8, width=8, pre_steps=4, pre_crop=(64, 64), steps=3, batch=2,
                       crop=(64, 64), curve_points=1)
@@ -311,11 +315,12 @@ class Data:
     def curve_set(self, regime: Regime):
         """The held-out frames of the training curve: all of them on the world; on CamVid as many
         as the world has (evenly spaced over the 233 test frames), as the curve only shows the
-        plateau and scoring every frame five times would cost as much as the training."""
+        plateau and scoring every frame five times would cost as much as the training. With
+        ``regime.curve_frames``, that many of them (evenly spaced)."""
         _, val = self.sets(regime)
-        if self.root is None:
+        n = regime.curve_frames or (len(val) if self.root is None else max(regime.clips // 4, 2))
+        if n >= len(val):
             return val
-        n = max(regime.clips // 4, 2)
         return _Transformed(val, keep=np.linspace(0, len(val) - 1, n).round().astype(int))
 
     def fingerprint(self, regime: Regime) -> str:
@@ -469,7 +474,10 @@ VERSION = 1
 
 
 def _key(regime: Regime, **more) -> dict:
-    return {"version": VERSION, "regime": dataclasses.asdict(regime), **more}
+    fields = dataclasses.asdict(regime)
+    if not fields["curve_frames"]:  # the engine's curve: the keys of the runs made before the field
+        del fields["curve_frames"]
+    return {"version": VERSION, "regime": fields, **more}
 
 
 def backbone(regime: Regime, progress: bool = False):
@@ -521,12 +529,21 @@ def _arm(regime: Regime, name: str, seed: int, data: Data = WORLD, cache: bool =
         net = make()
         net.backbone.load_state_dict(pre.backbone.state_dict())  # shapes agree for every rate / stride
         raw, val = data.sets(regime, noise_px=arm.noise_px)
-        curve = []
-        out = engine.train(cfg, model=net, train_set=train_set(regime, arm, raw, data.prescale(regime)),
-                           val_set=data.curve_set(regime),
-                           callbacks=[lambda i: curve.append([i["step"], 100 * i["metrics"]["miou"]])
-                                      if i["event"] == "eval" else None])
+        curve, frames = [], data.curve_set(regime)
+        train = train_set(regime, arm, raw, data.prescale(regime))
+        if regime.curve_frames:  # the curve by this callback, its last point the final score below
+            def on_step(i):
+                if i["event"] == "step" and i["step"] % every == 0 and i["step"] < cfg.steps:
+                    m = engine.evaluate(i["model"], frames, num_classes=cfg.num_classes, mode="whole")
+                    curve.append([i["step"], 100 * m["miou"]])
+            out = engine.train(cfg, model=net, train_set=train, callbacks=[on_step])
+        else:
+            out = engine.train(cfg, model=net, train_set=train, val_set=frames,
+                               callbacks=[lambda i: curve.append([i["step"], 100 * i["metrics"]["miou"]])
+                                          if i["event"] == "eval" else None])
         s = score(predictions(out["model"], val), val, thin=data.thin)
+        if regime.curve_frames:
+            curve.append([cfg.steps, s["mIoU"]])
         row = {"seed": int(seed), "mIoU": s["mIoU"], "thin mean": s["thin mean"], "boundary F": s["boundary F"],
                "speckle %": s["speckle %"], "train_s": round(out["train_time"], 1), "curve": curve,
                "batch": cfg.batch_size, **{f"iou_{c}": s["iou"][c] for c in range(len(s["iou"]))}}
