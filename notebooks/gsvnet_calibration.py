@@ -45,6 +45,7 @@ seeds = None          # None: the profile's flow-net seeds (smoke [0, 1], else [
 flow_steps = None     # None: the profile's flow-net pre-training steps
 key_steps = None      # None: the profile's keyframe-network training steps
 jobs = None           # None: processes of one thread each (smoke 1, else 2); does not change results
+flow_recipe = "v1"    # the flow net's pre-training recipe (paperlib.video.calibration.FLOW_RECIPES)
 
 # %%
 import dataclasses
@@ -61,7 +62,7 @@ from paperlib.video import calibration as C
 
 STARTED = time.time()
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_none, "flow_steps": positive_or_none,
-           "key_steps": positive_or_none, "jobs": positive_or_none}
+           "key_steps": positive_or_none, "jobs": positive_or_none, "flow_recipe": tuple(C.FLOW_RECIPES)}
 params = check_params({name: globals()[name] for name in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
 claims.declared("gsvnet", "calibration")  # fail fast: the controls must be declared before the run
@@ -71,6 +72,9 @@ SETTINGS = {
 }
 S = dict(SETTINGS["smoke" if profile == "smoke" else "cpu"])
 S.update({k: v for k, v in (("flow_steps", flow_steps), ("key_steps", key_steps)) if v})
+RECIPE = C.FLOW_RECIPES[flow_recipe]["recipe"]
+if C.FLOW_RECIPES[flow_recipe]["train_clips"] and profile != "smoke":
+    S["train_clips"] = C.FLOW_RECIPES[flow_recipe]["train_clips"]
 SEEDS = list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3]))
 JOBS = int(jobs or (1 if profile == "smoke" else 2))
 H, W = get_profile(profile).world_image_size
@@ -118,19 +122,22 @@ save_figure(fig, "gsvnet", "calibration_keyframes", profile=profile, params=para
 # %% [markdown]
 # ## The flow net O, pre-trained on the world's exact flow
 # One flow net per seed and frame size, pre-trained on consecutive pairs of the training clips
-# (end-point error on the 1/8 grid; cached `flownet` roles), then measured on held-out clips.
+# (end-point error on the 1/8 grid; cached `flownet` roles), then measured on held-out clips. The
+# pre-training recipe is the parameter `flow_recipe` (`C.FLOW_RECIPES`, each declared before its
+# run): `v1` (48 clips, constant learning rate) failed the flow control; `v2` doubles the clips,
+# mirrors pairs left-right and decays the learning rate.
 
 # %%
 TASKS = [(size, seed) for size in SIZES for seed in SEEDS]
-run_all(C.flow_role, [(SIZES[size], S["train_clips"], S["length"], S["flow_steps"], seed) for size, seed in TASKS],
-        JOBS, "flow nets", True)  # trains the cached roles in JOBS processes; loaded below
+run_all(C.flow_role, [(SIZES[size], S["train_clips"], S["length"], S["flow_steps"], seed, "city_a", RECIPE)
+                     for size, seed in TASKS], JOBS, "flow nets", True)  # trains the cached roles; loaded below
 CLIPS, GSVS, EPE_CURVES = {}, {}, {}
 for size, hw in SIZES.items():
     world, train_idx, train_clips, val_clips = C.flow_clips(hw, S["train_clips"], S["val_clips"], S["length"])
     CLIPS[size] = val_clips
     for seed in SEEDS:
         GSVS[size, seed], EPE_CURVES[size, seed] = C.pretrained_flow_gsv(world, train_idx, train_clips, S["length"],
-                                                                           S["flow_steps"], seed)
+                                                                           S["flow_steps"], seed, RECIPE)
     del train_clips
     last = [float(np.mean(EPE_CURVES[size, s][-max(len(EPE_CURVES[size, s]) // 10, 1):])) for s in SEEDS]
     print(f"{size}: training EPE over the last tenth, per seed: {np.round(last, 3).tolist()}")
@@ -202,7 +209,8 @@ write_table(table, "gsvnet", "calibration", profile=profile, by=["size", "distan
             notes=f"The true label of frame t - d pooled to the 1/8 grid, warped by d chained one-step warps of "
                   f"each flow, bilinearly upsampled and scored against the true label of t, on {S['val_clips']} "
                   f"held-out world clips of {S['length']} frames. O: LightFlowNet pre-trained {S['flow_steps']} "
-                  f"steps on the exact flow of {S['train_clips']} training clips (one per seed); DIS: OpenCV DIS "
+                  f"steps on the exact flow of {S['train_clips']} training clips (one per seed; recipe {flow_recipe}: "
+                  f"{C.FLOW_RECIPES[flow_recipe]['recipe'] or 'constant lr, no augmentation'}); DIS: OpenCV DIS "
                   "(medium preset) on the full frames; zero: the previous label copied. 'boundary acc': pixel "
                   "accuracy within 2 px of a true boundary; EPE: one-step end-point error, 1/8-grid pixels.")
 print(f"done in {time.time() - STARTED:.0f} s")

@@ -158,6 +158,17 @@ def keyframe_curve(cfg) -> dict:
     return pretrained_keyframe(cfg, progress=False)[1]
 
 
+#: The flow net's pre-training recipes tried, in order, each declared before its calibration run:
+#:
+#: - ``v1`` (2026-12-07): the profile's 48 training clips, Adam at a constant 1e-3, no augmentation.
+#:   Training EPE plateaued at 0.10 (128x256) while held-out clips gave 0.20, DIS 0.11: O failed
+#:   the flow control at both frame sizes (-4.1 and -8.0 mIoU against DIS at d = 3).
+#: - ``v2``: against that generalisation gap, twice the clips (96), every batch mirrored with
+#:   probability 1/2 (``train.mirror_pair``) and the learning rate decayed to 0 (poly 0.9).
+FLOW_RECIPES = {"v1": {"train_clips": None, "recipe": None},
+                "v2": {"train_clips": 96, "recipe": {"poly": True, "flip": True}}}
+
+
 def flow_clips(size: tuple[int, int], train: int, val: int, length: int, domain: str = "city_a"):
     """``(world, train_idx, train clips, val clips)``: world clips ``0..train-1`` (training, as in
     ``train.video_setup``) and ``1000..1000+val-1`` (held out) of ``length`` frames at ``size``."""
