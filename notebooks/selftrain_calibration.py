@@ -29,6 +29,8 @@
 #   labelled frames, against the **duplicated-real** student (the labelled frames in place of the
 #   pool) at the same steps. Pseudo labels are at best the true labels: if the oracle does not
 #   clearly beat duplicated-real, no pseudo-label claim of the regime is testable;
+# * **capacity**: the duplicated-real students must fit their own labelled frames clearly better
+#   than held-out frames -- a student that cannot fit the frames it has cannot use more of them;
 # * **plateaus**: the teacher (a cached role shared by every self-training / CSST notebook) and
 #   the students must have stopped improving, so the arms compare data, not steps;
 # * **the mechanism's input**: the teacher's hard pseudo labels on each pool scored against the
@@ -92,7 +94,7 @@ QUALITY[["pool", "domain", "frames", "teacher held-out mIoU", "pseudo-label mIoU
 # %%
 rows = X.run_students(REGIME, ARMS, SEEDS, jobs=JOBS)
 runs = X.student_frame(rows)
-runs.groupby("arm", sort=False)[["mIoU", "thin mean", "late gain", "train_s"]].agg(["mean", "sem"]).round(2)
+runs.groupby("arm", sort=False)[["mIoU", "fit", "thin mean", "late gain", "train_s"]].agg(["mean", "sem"]).round(2)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -101,7 +103,6 @@ for r in rows:
     steps, miou = zip(*r["curve"])
     axes[0].plot(steps, miou, "-", color="tab:blue" if r["arm"] == ARMS[0] else "tab:orange", alpha=0.6,
                  label=r["arm"] if r["seed"] == SEEDS[0] else None)
-axes[0].set_xscale("log")
 axes[0].set_xlabel("step")
 axes[0].set_ylabel("held-out mIoU (%)")
 axes[0].legend(fontsize=7)
@@ -143,6 +144,8 @@ write_table(table, "selftrain", "calibration", profile=profile, params=params, s
             notes=f"Calibration of the self-training regime with controls only (issue #18). {REGIME.describe()}. "
                   f"Students: the labelled frames mixed 1:4 with themselves (duplicated) or with the same-domain "
                   f"pool's new frames and their true labels (oracle); same steps, initialisation and sample order "
-                  f"per seed. 'late gain': held-out mIoU at the end minus at two thirds of the steps. Teacher: "
+                  f"per seed. 'fit': mIoU on the student's own labelled frames (row "
+                  f"'{X.OWN_FRAMES}': the duplicated-real students' fit, the capacity control). 'late gain': "
+                  f"held-out mIoU at the end minus at two thirds of the steps. Teacher: "
                   f"{T_INFO['mIoU']:.2f} held-out mIoU, late gain {X.teacher_late_gain(T_INFO):+.2f}.")
 print(f"done in {time.time() - STARTED:.0f} s")

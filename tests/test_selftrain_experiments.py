@@ -32,7 +32,11 @@ def test_smoke_student_runs_are_cached_and_paired(tmp_path, monkeypatch):
     monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path))
     rows = X.run_students(X.SMOKE_REGIME, ["duplicated 1:4", "hard 1:4"], [0], progress=False)
     assert [r["arm"] for r in rows] == ["duplicated 1:4", "hard 1:4"]
-    assert all(0 <= r["mIoU"] <= 100 and len(r["curve"]) == X.SMOKE_REGIME.curve_points for r in rows)
+    assert all(0 <= r["mIoU"] <= 100 and 0 <= r["fit"] <= 100 and len(r["curve"]) == X.SMOKE_REGIME.curve_points
+               for r in rows)
+    frame = X.student_frame(rows)  # the duplicated-real students' fit becomes the capacity control's arm
+    own = frame[frame["arm"] == X.OWN_FRAMES]
+    assert list(own["mIoU"]) == [rows[0]["fit"]] and len(frame) == 3
     again = X.run_student(X.SMOKE_REGIME, "hard 1:4", 0)
     assert again["mIoU"] == rows[1]["mIoU"]  # from the cache: the same run, not a retrain
     q = X.pseudo_quality(X.SMOKE_REGIME, ["same"])

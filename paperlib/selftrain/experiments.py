@@ -58,8 +58,9 @@ if TYPE_CHECKING:
 #: Thin classes (Cityscapes train ids of pole, traffic light, traffic sign): rare, small, and the
 #: first a weak teacher loses.
 THIN = (5, 6, 7)
-#: Version of the student / teacher roles (bump when what they compute changes).
-VERSION = 1
+#: Version of the student / teacher roles (bump when what they compute changes; 2: students also
+#: score their own labelled frames, ``fit``).
+VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +164,16 @@ def labelled_sets(regime: Regime) -> tuple:
 def _labelled_sets(regime: Regime, root: str) -> tuple:
     from .. import engine
     return tuple(engine.build_datasets(regime.config(0, "data")))
+
+
+def own_frames(regime: Regime):
+    """The labelled frames under the eval transform (what ``fit`` scores: capacity, not data)."""
+    import copy
+
+    from ..data.transforms import build_eval_transform
+    own = copy.copy(labelled_sets(regime)[0])
+    own.transform = build_eval_transform()
+    return own
 
 
 def pool(regime: Regime, name: str) -> tuple:
@@ -338,8 +349,10 @@ def run_student(regime: Regime, arm: str, seed: int, cache: bool = True) -> dict
                            callbacks=[lambda i: curve.append([i["step"], 100 * i["metrics"]["miou"]])
                                       if i["event"] == "eval" else None])
         iou = [100 * v for v in out["metrics"]["per_class_iou"]]
-        row = {"seed": int(seed), "mIoU": 100 * out["metrics"]["miou"], "thin mean": float(np.nanmean([iou[c] for c in THIN])),
-               "train_s": round(out["train_time"], 1), "curve": curve, **{f"iou_{c}": iou[c] for c in range(len(iou))}}
+        fit = engine.evaluate(out["model"], own_frames(regime), num_classes=cfg.num_classes, mode="whole")
+        row = {"seed": int(seed), "mIoU": 100 * out["metrics"]["miou"], "fit": 100 * fit["miou"],
+               "thin mean": float(np.nanmean([iou[c] for c in THIN])), "train_s": round(out["train_time"], 1),
+               "curve": curve, **{f"iou_{c}": iou[c] for c in range(len(iou))}}
         return out["model"].cpu(), {"row": row}
 
     key = {"version": VERSION, "regime": dataclasses.asdict(regime), "arm": spec.name, "seed": int(seed)}
@@ -368,7 +381,11 @@ def student_frame(rows: Sequence[dict]) -> "pd.DataFrame":
         out.append({**{k: v for k, v in r.items() if k != "curve"},
                     "late gain": (late[-1] - late[0]) if len(late) > 1 else float("nan")})
     df = pd.DataFrame(out)
-    return df[["arm", "seed"] + [c for c in df.columns if c not in ("arm", "seed")]]
+    df = df[["arm", "seed"] + [c for c in df.columns if c not in ("arm", "seed")]]
+    if "fit" not in df.columns:
+        return df
+    base = df[df["arm"] == CALIBRATION_ARMS[0]]  # the capacity control's arm: its fit to its own frames
+    return pd.concat([df, base.assign(arm=OWN_FRAMES, mIoU=base["fit"])], ignore_index=True)
 
 
 def teacher_late_gain(info: dict) -> float:
@@ -380,6 +397,8 @@ def teacher_late_gain(info: dict) -> float:
 
 #: The arms of the calibration (controls only): the duplicated-real baseline and the oracle.
 CALIBRATION_ARMS = ("duplicated 1:4", "oracle 1:4")
+#: ``student_frame``'s arm holding the duplicated-real students' mIoU on their own labelled frames.
+OWN_FRAMES = "duplicated 1:4 (own labelled frames)"
 
 
 def plateau_checks(teacher_info: dict, students: "pd.DataFrame", baseline: str = "duplicated 1:4",
