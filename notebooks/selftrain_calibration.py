@@ -37,7 +37,11 @@
 #   pool's true labels (no student involved): what the students would be given.
 #
 # The regime (`experiments.CANDIDATES`) and the controls (`paperlib/reference/claims/selftrain.toml`,
-# item `calibration`) are declared before this run. Every student shares each seed's
+# item `calibration`) are declared before this run. The cpu regime is candidate `s2`: the first
+# (`s1`: `tiny_fcn` width 16 students, 24 labelled frames) failed the oracle control (-0.76 ± 0.13
+# mIoU: a 15K-parameter student cannot use more frames); `s2` trains students of the teacher's own
+# architecture (SwiftNet-R18 width 16, as the papers' Table 1) on 12 labelled frames, with 16x as
+# many new ones in each pool. Every student shares each seed's
 # initialisation and sample stream and trains the same steps (equal cost); the held-out frames
 # are the labelled world's `val` split, never trained on.
 
