@@ -41,3 +41,15 @@ def test_smoke_student_runs_are_cached_and_paired(tmp_path, monkeypatch):
     assert again["mIoU"] == rows[1]["mIoU"]  # from the cache: the same run, not a retrain
     q = X.pseudo_quality(X.SMOKE_REGIME, ["same"])
     assert isinstance(q, pd.DataFrame) and 0 <= float(q["pseudo-label mIoU"].iloc[0]) <= 100
+
+
+def test_the_rest_of_the_labelled_world_is_a_pool_of_new_frames(tmp_path, monkeypatch):
+    import dataclasses
+    monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path))
+    regime = dataclasses.replace(X.SMOKE_REGIME, same_pool="rest")
+    images, truth = X.pool(regime, "same")
+    labelled = {s.name for s in X.labelled_sets(regime)[0].samples}
+    assert len(images) == regime.clips - regime.labelled and not labelled & {s.name for s in truth.samples}
+    assert all(s.label is None for s in images.samples) and all(s.label is not None for s in truth.samples)
+    with pytest.raises(ValueError, match="same_pool"):
+        X.pool(dataclasses.replace(X.SMOKE_REGIME, same_pool="moon"), "other")
