@@ -256,12 +256,15 @@ def teacher(regime: Regime, progress: bool = False):
 
 def pseudo_dir(regime: Regime, pool_name: str, mode: str = "hard"):
     """The teacher's pseudo labels (``mode`` hard / soft) on pool ``pool_name``, generated once
-    into ``data_dir()/pseudo/<teacher fingerprint>/<pool>_<mode>``; returns the folder."""
+    into ``data_dir()/pseudo/<teacher fingerprint>/<pool>_<hash of its frames>_<mode>`` (one
+    teacher labels different pools under different regimes); returns the folder."""
     from ..data import data_dir
     from .pseudo import generate_pseudo_labels, teacher_fingerprint
+    import hashlib
     model, _ = teacher(regime)
     images, _ = pool(regime, pool_name)
-    out = data_dir() / "pseudo" / teacher_fingerprint(model) / f"{pool_name}_{mode}"
+    frames = hashlib.sha1("\n".join(str(s.image) for s in images.samples).encode()).hexdigest()[:8]
+    out = data_dir() / "pseudo" / teacher_fingerprint(model) / f"{pool_name}_{frames}_{mode}"
     return generate_pseudo_labels(model.eval(), images, out, mode=mode, progress=False)
 
 
