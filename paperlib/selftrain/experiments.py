@@ -191,12 +191,8 @@ def _labelled_sets(regime: Regime, root: str) -> tuple:
 
 def own_frames(regime: Regime):
     """The labelled frames under the eval transform (what ``fit`` scores: capacity, not data)."""
-    import copy
-
     from ..data.transforms import build_eval_transform
-    own = copy.copy(labelled_sets(regime)[0])
-    own.transform = build_eval_transform()
-    return own
+    return _with_transform(labelled_sets(regime)[0], build_eval_transform())
 
 
 def pool(regime: Regime, name: str) -> tuple:
@@ -347,7 +343,7 @@ def student_set(regime: Regime, arm: Arm):
 
 def _with_transform(dataset, transform):
     """A shallow copy of a ``SegDataset`` with another transform (the pool's true labels under the
-    student's training transform)."""
+    student's training transform; the labelled frames under the eval transform)."""
     import copy
     out = copy.copy(dataset)
     out.transform = transform
