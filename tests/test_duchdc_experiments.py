@@ -51,6 +51,9 @@ def test_arms_change_only_what_their_row_says():
     # Table 2's variants differ from the standard-dilation model only in their rates
     for name in X.TABLE2[1:]:
         assert dataclasses.replace(X.ARMS[name], hdc=None) == X.ARMS["standard dilation (2, 4)"]
+    # Table 2's two notebooks cover its variants and share exactly the two HDC models of Figures 4-5
+    assert set(X.TABLE2_HDC) | set(X.TABLE2_RF) == set(X.TABLE2)
+    assert set(X.TABLE2_HDC) & set(X.TABLE2_RF) == {"Dilation-RF", "Dilation-bigger"}
 
 
 def test_hdc_regime_gives_the_rates_a_feature_map_wider_than_them():
@@ -62,6 +65,12 @@ def test_hdc_regime_gives_the_rates_a_feature_map_wider_than_them():
     assert max(rates["layer4"]) < r.crop[0] // 8
     assert r.batch * r.crop[0] ** 2 == X.CPU_REGIME.batch * X.CPU_REGIME.crop[0] ** 2  # equal labelled pixels
     assert r.backbone_spec() != X.CPU_REGIME.backbone_spec()
+    rf = X.table2_rf(r, X.TABLE2).set_index("variant")
+    assert X.table2_rates_fit(r, rf.reset_index())[0] and not X.table2_rates_fit(X.SMOKE_HDC_REGIME, rf.reset_index())[0]
+    assert rf["gridding (holes)"].to_dict() == {"standard dilation (2, 4)": True, "No dilation": False,
+                                                "Dilation-conv": False, "Dilation-RF": False, "Dilation-bigger": False}
+    ours = rf.loc[list(X.TABLE2_RF), "RF increased, ours (input px)"]
+    assert list(ours) == sorted(ours) and ours.iloc[0] == 0  # rises from No dilation to Dilation-bigger
 
 
 def test_regime_scales_aspp_rates_by_crop_and_matches_7fold_pixels():

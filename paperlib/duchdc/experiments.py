@@ -142,6 +142,12 @@ ARMS.update({
 })
 #: Arms of each table, in table order.
 TABLE2 = ("standard dilation (2, 4)", "No dilation", "Dilation-conv", "Dilation-RF", "Dilation-bigger")
+#: Table 2 is run as two notebooks (each within the cpu time budget), sharing the Dilation-RF and
+#: Dilation-bigger runs: HDC against the standard-dilation model it starts from, with Figure 5
+#: (``TABLE2_HDC``, notebooks/duchdc_table2_hdc.py), and receptive field against accuracy over the
+#: four HDC variants (``TABLE2_RF``, notebooks/duchdc_table2_rf.py).
+TABLE2_HDC = ("standard dilation (2, 4)", "Dilation-RF", "Dilation-bigger")
+TABLE2_RF = ("No dilation", "Dilation-conv", "Dilation-RF", "Dilation-bigger")
 #: Table 1 is run as two notebooks (each within the cpu time budget), sharing the base "DUC" run:
 #: the top layer -- bilinear vs DUC, the downsampling rate and the cell size (``TABLE1``,
 #: notebooks/duchdc_table1_architecture.py) -- and the training recipe -- ASPP branches and the
@@ -646,6 +652,52 @@ def table1_frame(rows: Sequence[dict], data: Data = WORLD) -> "pd.DataFrame":
     table.insert(3, "augmentation", [SCHEMES[spec[r].scheme] for r in table.row])
     table.insert(4, "cell", ["-" if spec[r].head == "bilinear" else str(spec[r].cell) for r in table.row])
     return table
+
+
+#: Table 2's output stride: res4 and res5 dilated, as DeepLab-v2 and every variant.
+TABLE2_STRIDE = 8
+#: The columns that key a Table 2 row, beside its scores.
+TABLE2_KEYS = ["variant", "RF increased, ResNet-101 (input px)", "RF increased, ours (input px)", "gridding (holes)"]
+
+
+def table2_rf(regime: Regime, variants: Sequence[str]) -> "pd.DataFrame":
+    """Table 2's computed columns per variant: the rates of the trained network, the RF increase in
+    input pixels (``paperlib.gridding.rf_increase``, x output stride 8) for the paper's ResNet-101
+    (23 res4 blocks, 3 res5 blocks) and for the network trained here, the RF of its res4+res5 stack
+    in feature pixels and whether that stack has holes (brute-force footprint, ``has_gridding``)."""
+    import pandas as pd
+    from ..gridding import has_gridding, receptive_field, rf_increase
+    from ..models.backbones import RESNET_DEPTHS, hdc_block_rates
+    blocks = RESNET_DEPTHS[regime.depth][1][2:]
+    rows = []
+    for name in variants:
+        v = ARMS[name].hdc or "baseline"
+        paper, ours = hdc_block_rates(v, RESNET_DEPTHS[101][1][2:]), hdc_block_rates(v, blocks)
+        rows.append({"variant": name, "res4 rates (ours)": " ".join(map(str, ours["layer3"])),
+                     "res5 rates": " ".join(map(str, ours["layer4"])),
+                     "RF increased, ResNet-101 (input px)": rf_increase(paper, stride=TABLE2_STRIDE),
+                     "RF increased, ours (input px)": rf_increase(ours, stride=TABLE2_STRIDE),
+                     "RF of res4+res5, ours (feature px)": receptive_field(ours),
+                     "largest rate": max(max(r) for r in ours.values()),
+                     "gridding (holes)": has_gridding(ours)})
+    return pd.DataFrame(rows)
+
+
+def table2_frame(rows: Sequence[dict], rf: "pd.DataFrame", data: Data = WORLD) -> "pd.DataFrame":
+    """``table_frame`` of Table 2's runs keyed by variant, with its computed columns (``table2_rf``)."""
+    table = table_frame(rows, data).rename(columns={"method": "variant"})
+    by = rf.set_index("variant")
+    for i, col in enumerate(TABLE2_KEYS[1:]):
+        table.insert(1 + i, col, [by.loc[v, col] for v in table.variant])
+    return table
+
+
+def table2_rates_fit(regime: Regime, rf: "pd.DataFrame") -> tuple[bool, str]:
+    """The check that the training crop's stride-8 feature map is wider than every rate."""
+    feat = regime.crop[0] // TABLE2_STRIDE
+    top = int(rf["largest rate"].max())
+    return top < feat, (f"{regime.crop[0]}-px training crop: {feat}x{feat} feature map; largest rate {top}; "
+                        f"largest RF of res4+res5 {int(rf['RF of res4+res5, ours (feature px)'].max())} feature px")
 
 
 def table1_reference(rows: Sequence[str]) -> "pd.DataFrame":
