@@ -53,3 +53,22 @@ def test_the_rest_of_the_labelled_world_is_a_pool_of_new_frames(tmp_path, monkey
     assert all(s.label is None for s in images.samples) and all(s.label is not None for s in truth.samples)
     with pytest.raises(ValueError, match="same_pool"):
         X.pool(dataclasses.replace(X.SMOKE_REGIME, same_pool="moon"), "other")
+
+
+def test_csst_table1_parts_cover_every_ratio_and_each_keeps_its_oracle_control():
+    import pandas as pd
+    parts = X.CSST_TABLE1_RATIOS
+    assert set().union(*parts.values()) == set(X.CSST_RATIOS)
+    small, big = (set(X.csst_table1_arms(r)) for r in parts.values())
+    assert small & big == {"duplicated 1:4", "duplicated 1:4 CS", "oracle 1:4", "hard 1:1 [same+other]",
+                           "hard 1:1 [same+other] CS"}  # shared through the cache
+    runs = pd.DataFrame([{"arm": a, "seed": s, "mIoU": float(i + s), "thin mean": 0.0}
+                         for i, a in enumerate(sorted(small)) for s in (0, 1)])
+    table = X.csst_table1_frame(runs, parts["table1_centroid"])
+    assert not (table["real:extra"].isin(["3:40"])).any()
+    # the oracle's baseline (duplicated real at the oracle's share) is there even without that ratio's students
+    base = table[(table["labels"] == "real, duplicated") & (table["real:extra"] == X.ORACLE_RATIO)]
+    assert list(base["sampler"].unique()) == ["random"] and len(base) == 2
+    ref = X.csst_table1_reference(table)
+    assert set(ref["real:extra"]) <= {"1:0", "1:1", "1:2", "1:4"} and len(ref) > 0
+    assert not ((ref["labels"] == "real + pseudo") & (ref["real:extra"] == "1:4")).any()
