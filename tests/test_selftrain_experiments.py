@@ -7,12 +7,13 @@ from paperlib.selftrain import experiments as X
 
 
 @pytest.mark.parametrize("name", ["duplicated 1:4", "oracle 1:4", "hard 1:4 CS", "soft 3:40 [same+other]",
-                                  "hard 1:1 [other] CS"])
+                                  "hard 1:1 [other] CS", "hard 1:7 PT", "hard 1:7 L3", "soft 1:7 L2 CS"])
 def test_arm_names_round_trip(name):
     assert X.Arm.parse(name).name == name
 
 
-@pytest.mark.parametrize("bad", ["", "teacher 1:4", "hard 1-4", "hard 1:4 [moon]", "oracle 1:4 [same]"])
+@pytest.mark.parametrize("bad", ["", "teacher 1:4", "hard 1-4", "hard 1:4 [moon]", "oracle 1:4 [same]",
+                                 "duplicated 1:4 L2", "oracle 1:4 L2", "duplicated 1:4 PT", "hard 1:7 PT L2"])
 def test_bad_arm_names_are_refused_with_the_name(bad):
     with pytest.raises(ValueError, match="student arm"):
         X.Arm.parse(bad)
@@ -72,3 +73,19 @@ def test_csst_table1_parts_cover_every_ratio_and_each_keeps_its_oracle_control()
     ref = X.csst_table1_reference(table)
     assert set(ref["real:extra"]) <= {"1:0", "1:1", "1:2", "1:4"} and len(ref) > 0
     assert not ((ref["labels"] == "real + pseudo") & (ref["real:extra"] == "1:4")).any()
+
+
+def test_loops_relabel_with_the_previous_student_and_pretraining_splits_the_steps(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path))
+    r = X.SMOKE_REGIME
+    rows = X.run_students(r, ["hard 1:7 L2", "hard 1:7 PT", "soft 1:7"], [0, 1], progress=False)
+    assert [x["arm"] for x in rows] == ["hard 1:7 L2", "hard 1:7 PT", "soft 1:7"] * 2
+    # the second loop's labels are its first-round student's (per seed), not the teacher's
+    rounds = X.loop_pseudo_quality(r, "hard 1:7 L2", [0, 1]).set_index(["round", "seed"])["pseudo-label mIoU"]
+    assert rounds[(1, 0)] == rounds[(1, 1)]  # one teacher
+    first = X._student(r, "hard 1:7", 0)[0]
+    assert X.pseudo_dir(r, "same", "hard", first) != X.pseudo_dir(r, "same", "hard")
+    # pre-training then fine-tuning: its held-out curve starts after the pseudo-label stage
+    pre = min(r.steps - 1, max(1, round(r.steps * 7 / 8)))
+    pt = next(x for x in rows if x["arm"] == "hard 1:7 PT")
+    assert min(step for step, _ in pt["curve"]) > pre and max(step for step, _ in pt["curve"]) == r.steps

@@ -250,14 +250,15 @@ def teacher(regime: Regime, progress: bool = False):
                   module=lambda: models.build(cfg.model, num_classes=cfg.num_classes, width=cfg.model_width))
 
 
-def pseudo_dir(regime: Regime, pool_name: str, mode: str = "hard"):
-    """The teacher's pseudo labels (``mode`` hard / soft) on pool ``pool_name``, generated once
-    into ``data_dir()/pseudo/<teacher fingerprint>/<pool>_<hash of its frames>_<mode>`` (one
-    teacher labels different pools under different regimes); returns the folder."""
+def pseudo_dir(regime: Regime, pool_name: str, mode: str = "hard", labeller=None):
+    """The pseudo labels (``mode`` hard / soft) of ``labeller`` (default: the teacher) on pool
+    ``pool_name``, generated once into ``data_dir()/pseudo/<labeller fingerprint>/<pool>_<hash of
+    its frames>_<mode>`` (one teacher labels different pools under different regimes); returns
+    the folder."""
     from ..data import data_dir
     from .pseudo import generate_pseudo_labels, teacher_fingerprint
     import hashlib
-    model, _ = teacher(regime)
+    model = teacher(regime)[0] if labeller is None else labeller
     images, _ = pool(regime, pool_name)
     frames = hashlib.sha1("\n".join(str(s.image) for s in images.samples).encode()).hexdigest()[:8]
     out = data_dir() / "pseudo" / teacher_fingerprint(model) / f"{pool_name}_{frames}_{mode}"
@@ -293,52 +294,81 @@ LABELS = ("duplicated", "oracle", "hard", "soft")
 @dataclasses.dataclass(frozen=True)
 class Arm:
     """A student: ``labels`` of the extra part (``LABELS``) on ``pools`` at the real:extra mix
-    ``ratio``, with or without centroid sampling."""
+    ``ratio``, with or without centroid sampling. ``pretrain``: instead of training on the mix
+    (joint learning), the same steps split as the mix splits them -- the extra part's share on
+    the extra part alone, then the labelled share on the labelled frames alone (ST Table 8's
+    "pre-training then fine-tuning"). ``loop`` k > 1: the pseudo labels come from this arm's
+    round k - 1 student of the same seed, not from the teacher (ST Table 9)."""
 
     labels: str
     ratio: tuple[int, int] = (1, 4)
     pools: tuple[str, ...] = ("same",)
     centroid: bool = False
+    pretrain: bool = False
+    loop: int = 1
 
     @property
     def name(self) -> str:
         pools = "" if self.labels == "duplicated" or self.pools == ("same",) else " [" + "+".join(self.pools) + "]"
-        return f"{self.labels} {self.ratio[0]}:{self.ratio[1]}{pools}" + (" CS" if self.centroid else "")
+        return (f"{self.labels} {self.ratio[0]}:{self.ratio[1]}{pools}" + (" PT" if self.pretrain else "")
+                + (f" L{self.loop}" if self.loop > 1 else "") + (" CS" if self.centroid else ""))
+
+    @property
+    def previous(self) -> "Arm":
+        """The round before (``loop - 1``): its student labels this round's pool."""
+        return dataclasses.replace(self, loop=self.loop - 1)
 
     @classmethod
     def parse(cls, name: str) -> "Arm":
-        """``"hard 1:4 [same+other] CS"`` -> ``Arm("hard", (1, 4), ("same", "other"), True)``."""
+        """``"hard 1:4 [same+other] CS"`` -> ``Arm("hard", (1, 4), ("same", "other"), True)``;
+        ``"hard 1:7 PT"``, ``"hard 1:7 L2"``: pre-trained then fine-tuned, the second loop."""
+        usage = (f"student arm {name!r}: expected '<labels> <r>:<p> [pools] [PT] [Lk] [CS]' with labels one of "
+                 f"{LABELS} and pools among {list(POOLS)}")
         words = name.split()
         try:
             labels, ratio = words[0], tuple(int(x) for x in words[1].split(":"))
-            pools = tuple(words[2].strip("[]").split("+")) if len(words) > 2 and words[2].startswith("[") else ("same",)
+            rest = words[2:]
+            pools = tuple(rest.pop(0).strip("[]").split("+")) if rest and rest[0].startswith("[") else ("same",)
+            loop = next((int(w[1:]) for w in rest if w.startswith("L")), 1)
         except (IndexError, ValueError):
-            raise ValueError(f"student arm {name!r}: expected '<labels> <r>:<p> [pools] [CS]', "
-                             f"labels one of {LABELS}") from None
-        arm = cls(labels, ratio, pools, words[-1] == "CS")
+            raise ValueError(usage) from None
+        arm = cls(labels, ratio, pools, "CS" in rest, "PT" in rest, loop)
         if labels not in LABELS or len(ratio) != 2 or any(p not in POOLS for p in pools) or arm.name != name:
-            raise ValueError(f"student arm {name!r}: expected '<labels> <r>:<p> [pools] [CS]' with labels one of "
-                             f"{LABELS} and pools among {list(POOLS)}")
+            raise ValueError(usage)
+        if (arm.loop > 1 and labels not in ("hard", "soft")) or (arm.pretrain and labels == "duplicated") \
+                or (arm.pretrain and arm.loop > 1):
+            raise ValueError(f"student arm {name!r}: loops need pseudo labels (hard / soft), pre-training an extra "
+                             "part that is not the labelled set, and the two do not combine")
         return arm
 
 
-def student_set(regime: Regime, arm: Arm):
-    """The student's training set: the labelled frames mixed ``arm.ratio`` with the extra part
-    (``pipeline.mix_real_pseudo``)."""
+def extra_part(regime: Regime, arm: Arm, seed: int = 0):
+    """The extra part of ``arm``'s epoch, under the training transform: the pools with their
+    true labels (oracle) or with pseudo labels -- the teacher's, or at ``loop`` k > 1 those of the
+    round k - 1 student of ``seed``."""
     from ..data.samplers import ConcatSegDataset
-    from .pipeline import mix_real_pseudo
     from .pseudo import PseudoLabelDataset
     real, _ = labelled_sets(regime)
-    if arm.labels == "duplicated":
-        return mix_real_pseudo(real, None, arm.ratio, duplicate_real=True)
+    labeller = _student(regime, arm.previous.name, seed)[0] if arm.loop > 1 else None
     parts = []
     for name in arm.pools:
         images, truth = pool(regime, name)
         if arm.labels == "oracle":
             parts.append(_with_transform(truth, real.transform))
         else:
-            parts.append(PseudoLabelDataset(pseudo_dir(regime, name, arm.labels), images, transform=real.transform))
-    return mix_real_pseudo(real, parts[0] if len(parts) == 1 else ConcatSegDataset(parts), arm.ratio)
+            parts.append(PseudoLabelDataset(pseudo_dir(regime, name, arm.labels, labeller), images,
+                                            transform=real.transform))
+    return parts[0] if len(parts) == 1 else ConcatSegDataset(parts)
+
+
+def student_set(regime: Regime, arm: Arm, seed: int = 0):
+    """The student's training set: the labelled frames mixed ``arm.ratio`` with the extra part
+    (``pipeline.mix_real_pseudo``)."""
+    from .pipeline import mix_real_pseudo
+    real, _ = labelled_sets(regime)
+    if arm.labels == "duplicated":
+        return mix_real_pseudo(real, None, arm.ratio, duplicate_real=True)
+    return mix_real_pseudo(real, extra_part(regime, arm, seed), arm.ratio)
 
 
 def _with_transform(dataset, transform):
@@ -352,7 +382,8 @@ def _with_transform(dataset, transform):
 
 def prepare(regime: Regime, arms: Sequence[str]) -> None:
     """Everything the students share, made once in this process before any fork: the labelled
-    sets, the pools, the teacher and its pseudo labels."""
+    sets, the pools, the teacher and its pseudo labels (a later loop's labels come from its
+    students, in ``run_students``' stages)."""
     labelled_sets(regime)
     for a in map(Arm.parse, arms):
         for name in a.pools if a.labels != "duplicated" else ():
@@ -361,10 +392,9 @@ def prepare(regime: Regime, arms: Sequence[str]) -> None:
                 pseudo_dir(regime, name, a.labels)
 
 
-def run_student(regime: Regime, arm: str, seed: int, cache: bool = True) -> dict:
-    """Train the student of ``arm`` with ``seed`` for ``regime.steps`` and score it on the held-out
-    frames (mIoU, per-class IoU, thin-class mean) with its held-out curve (``curve_points``
-    evaluations). A cached role (kind ``selftrain_student``: regime, arm, seed). Returns the row."""
+def _student(regime: Regime, arm: str, seed: int, cache: bool = True):
+    """``(model, info)`` of the student of ``arm`` with ``seed``: a cached role (kind
+    ``selftrain_student``: regime, arm, seed); ``info["row"]`` is its scores."""
     import torch
 
     from .. import engine, models
@@ -372,36 +402,80 @@ def run_student(regime: Regime, arm: str, seed: int, cache: bool = True) -> dict
     spec = Arm.parse(arm)
     every = max(regime.steps // max(regime.curve_points, 1), 1)
     cfg = regime.config(seed, f"selftrain_{spec.labels}_{seed}", eval_every=every, centroid=spec.centroid)
+    if spec.labels == "soft":  # CSST Eq. 6 on the pseudo items, cross-entropy on the real ones
+        cfg = cfg.replace(loss="soft_pseudo_label", loss_options={})
 
     def build():
-        _, val = labelled_sets(regime)
+        real, val = labelled_sets(regime)
         torch.manual_seed(int(seed))
-        curve = []
-        out = engine.train(cfg, train_set=student_set(regime, spec), val_set=val,
-                           callbacks=[lambda i: curve.append([i["step"], 100 * i["metrics"]["miou"]])
-                                      if i["event"] == "eval" else None])
+        curve, model, offset, train_s = [], None, 0, 0.0
+        stages = [(cfg, student_set(regime, spec, seed))]
+        if spec.pretrain:  # the mix's steps, split as the mix splits its samples
+            r, p = spec.ratio
+            pre = min(regime.steps - 1, max(1, round(regime.steps * p / (r + p))))
+            stages = [(cfg.replace(steps=pre, eval_every=0, name=cfg.name + "_pretrain"), extra_part(regime, spec, seed)),
+                      (cfg.replace(steps=regime.steps - pre, eval_every=max((regime.steps - pre) // max(regime.curve_points, 1), 1)),
+                       real)]
+        for k, (c, data) in enumerate(stages):
+            last = k == len(stages) - 1
+            out = engine.train(c, model=model, train_set=data, val_set=val if last else None,
+                               callbacks=[lambda i, o=offset: curve.append([o + i["step"], 100 * i["metrics"]["miou"]])
+                                          if i["event"] == "eval" else None])
+            model, offset, train_s = out["model"], offset + c.steps, train_s + out["train_time"]
         iou = [100 * v for v in out["metrics"]["per_class_iou"]]
-        fit = engine.evaluate(out["model"], own_frames(regime), num_classes=cfg.num_classes, mode="whole")
+        fit = engine.evaluate(model, own_frames(regime), num_classes=cfg.num_classes, mode="whole")
         row = {"seed": int(seed), "mIoU": 100 * out["metrics"]["miou"], "fit": 100 * fit["miou"],
-               "thin mean": float(np.nanmean([iou[c] for c in THIN])), "train_s": round(out["train_time"], 1),
+               "thin mean": float(np.nanmean([iou[c] for c in THIN])), "train_s": round(train_s, 1),
                "curve": curve, **{f"iou_{c}": iou[c] for c in range(len(iou))}}
-        return out["model"].cpu(), {"row": row}
+        return model.cpu(), {"row": row}
 
     fields = dataclasses.asdict(regime)
     if fields["same_pool"] == "seed":  # the candidates before the field keep their keys
         del fields["same_pool"]
     key = {"version": VERSION, "regime": fields, "arm": spec.name, "seed": int(seed)}
-    _, info = cached("selftrain_student", key, build, enabled=cache,
-                     module=lambda: models.build(cfg.model, num_classes=cfg.num_classes, width=cfg.model_width))
-    return dict(info["row"], arm=arm)
+    return cached("selftrain_student", key, build, enabled=cache,
+                  module=lambda: models.build(cfg.model, num_classes=cfg.num_classes, width=cfg.model_width))
+
+
+def run_student(regime: Regime, arm: str, seed: int, cache: bool = True) -> dict:
+    """Train the student of ``arm`` with ``seed`` for ``regime.steps`` and score it on the held-out
+    frames (mIoU, per-class IoU, thin-class mean, and ``fit`` on its own labelled frames) with its
+    held-out curve (``curve_points`` evaluations). A cached role (``_student``). Returns the row."""
+    return dict(_student(regime, arm, seed, cache)[1]["row"], arm=arm)
 
 
 def run_students(regime: Regime, arms: Sequence[str], seeds: Sequence[int], jobs: int = 1,
                  progress: bool = True) -> list[dict]:
     """``run_student`` for every (arm, seed), in ``jobs`` processes of one thread each; rows in
-    the order asked. The teacher, pools and pseudo labels are made first, in this process."""
+    the order asked. The teacher, pools and pseudo labels are made first, in this process; arms
+    of a later loop run in a later stage, after the students that label their pools."""
     prepare(regime, arms)
-    return run_all(run_student, [(regime, a, s) for s in seeds for a in arms], jobs, "students", progress)
+    tasks = [(regime, a, s) for s in seeds for a in arms]
+    rows = {}
+    for loop in sorted({Arm.parse(a).loop for a in arms}):
+        stage = [t for t in tasks if Arm.parse(t[1]).loop == loop]
+        rows.update(zip(stage, run_all(run_student, stage, jobs, f"students (loop {loop})" if loop > 1 else "students",
+                                       progress)))
+    return [rows[t] for t in tasks]
+
+
+def loop_pseudo_quality(regime: Regime, arm: str, seeds: Sequence[int]) -> "pd.DataFrame":
+    """The pseudo labels each round of ``arm``'s loops trained on, scored against the same-domain
+    pool's true labels: round 1 the teacher's (one labelling, repeated per seed), round k the
+    round k - 1 student's of that seed (ST Table 9's mechanism: does relabelling improve them?)."""
+    import pandas as pd
+
+    from .pseudo import pseudo_label_quality
+    spec = Arm.parse(arm)
+    truth = pool(regime, "same")[1]
+    rows = []
+    for k in range(1, spec.loop + 1):
+        for s in seeds:
+            labeller = _student(regime, dataclasses.replace(spec, loop=k - 1).name, s)[0] if k > 1 else None
+            q = pseudo_label_quality(pseudo_dir(regime, "same", spec.labels, labeller), truth)
+            rows.append({"round": k, "seed": int(s), "pseudo-label mIoU": 100 * q["miou"],
+                         "pixel accuracy": 100 * q["pixel_accuracy"]})
+    return pd.DataFrame(rows)
 
 
 def student_frame(rows: Sequence[dict]) -> "pd.DataFrame":
@@ -477,12 +551,31 @@ def csst_table1_arms(ratios: Sequence[str]) -> tuple[str, ...]:
             + tuple(f"hard {r} [same+other]{cs}" for cs in ("", " CS") for r in ratios))
 
 
+def rows_frame(runs: "pd.DataFrame", rows: dict[str, str], col: str = "row") -> "pd.DataFrame":
+    """A paper table's rows from the student runs (``student_frame``): ``rows`` maps each row
+    name (column ``col``) to the student arm that plays it (one arm may play several rows)."""
+    import pandas as pd
+    parts = [runs[runs["arm"] == arm].assign(**{col: row}) for row, arm in rows.items()]
+    return pd.concat(parts, ignore_index=True)[[col, "arm", "seed", "mIoU", "thin mean"]]
+
+
 def st_table1_frame(runs: "pd.DataFrame") -> "pd.DataFrame":
     """ST Table 1's rows (``ST_TABLE1_ROWS``) from the student runs (``student_frame``)."""
-    import pandas as pd
-    parts = [runs[runs["arm"] == arm].assign(row=row) for row, arm in ST_TABLE1_ROWS.items()]
-    df = pd.concat(parts, ignore_index=True)
-    return df[["row", "arm", "seed", "mIoU", "thin mean"]]
+    return rows_frame(runs, ST_TABLE1_ROWS)
+
+
+#: Self-training Appendix A (Tables 7-9) -> rows -> student arms, at real:pseudo 1:7 (the
+#: appendix's 7:1) on the same-domain pool. "baseline (teacher)" is the duplicated-real student
+#: (the supervised model of the students' architecture at the same steps); the oracle row is the
+#: control (the calibration's runs); the hard / joint / 1-loop student is one run.
+APPENDIX_ROWS = {
+    "table7": {"baseline (teacher)": "duplicated 1:4", "oracle (pool's true labels)": "oracle 1:4",
+               "soft pseudo labels": "soft 1:7", "hard pseudo labels (ours)": "hard 1:7"},
+    "table8": {"baseline (teacher)": "duplicated 1:4", "oracle (pool's true labels)": "oracle 1:4",
+               "pre-training then fine-tuning": "hard 1:7 PT", "joint learning (ours)": "hard 1:7"},
+    "table9": {"baseline (teacher)": "duplicated 1:4", "oracle (pool's true labels)": "oracle 1:4",
+               "1-loop": "hard 1:7", "2-loop": "hard 1:7 L2", "3-loop": "hard 1:7 L3"},
+}
 
 
 def csst_table1_frame(runs: "pd.DataFrame", ratios: Sequence[str] = CSST_RATIOS) -> "pd.DataFrame":
