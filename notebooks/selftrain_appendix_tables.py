@@ -55,7 +55,6 @@ jobs = None     # None: processes of one thread each (smoke 1, cpu/gpu 2); does 
 import dataclasses
 import time
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from paperlib import claims, reference
@@ -98,26 +97,11 @@ ROUNDS.groupby("round")[["pseudo-label mIoU", "pixel accuracy"]].agg(["mean", "s
 # row minus its teacher (78.1).
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-for ax, (tid, df) in zip(axes, frames.items()):
+panels = {}
+for tid, df in frames.items():
     ref = reference.load("selftrain", tid).set_index("method")["mIoU"]
-    base = df[df.method == "baseline (teacher)"].set_index("seed")["mIoU"]
-    names = [n for n in X.APPENDIX_ROWS[tid] if n != "baseline (teacher)"]
-    for k, n in enumerate(names):
-        d = df[df.method == n].set_index("seed")["mIoU"] - base
-        ax.bar(k - 0.2, d.mean(), width=0.4, color="tab:blue", yerr=d.sem(), capsize=3)
-        ax.scatter(np.full(len(d), k - 0.2), d, color="k", s=10, zorder=3)
-        if n in ref.index:
-            ax.bar(k + 0.2, ref[n] - ref["baseline (teacher)"], width=0.4, color="tab:gray", alpha=0.7)
-    ax.axhline(0, color="k", lw=0.6)
-    ax.set_xticks(range(len(names)), [n.replace(" ", "\n", 1) for n in names], fontsize=8)
-    ax.set_ylabel("mIoU - baseline (points)")
-    ax.set_title(f"Table {tid[-1]}", loc="left")
-from matplotlib.patches import Patch
-
-fig.legend(handles=[Patch(color="tab:blue", label=f"ours ({profile}, {len(SEEDS)} paired seeds, equal steps)"),
-                    Patch(color="tab:gray", alpha=0.7, label="paper")], loc="upper right", fontsize=8)
-plt.tight_layout()
+    panels[f"Table {tid[-1]}"] = (df, ref, ref["baseline (teacher)"])
+fig = X.baseline_gains_figure(panels, label=f" ({profile}, {len(SEEDS)} paired seeds)")
 save_figure(fig, "selftrain", "appendix_tables", profile=profile, seeds=SEEDS, started=STARTED, params=params,
             notes="Self-training Appendix Tables 7-9: each row minus the duplicated-real student at equal steps "
                   "(ours, per-seed dots) beside the paper's row minus its teacher. " + REGIME.describe())

@@ -7,13 +7,15 @@ from paperlib.selftrain import experiments as X
 
 
 @pytest.mark.parametrize("name", ["duplicated 1:4", "oracle 1:4", "hard 1:4 CS", "soft 3:40 [same+other]",
-                                  "hard 1:1 [other] CS", "hard 1:7 PT", "hard 1:7 L3", "soft 1:7 L2 CS"])
+                                  "hard 1:1 [other] CS", "hard 1:7 PT", "hard 1:7 L3", "soft 1:7 L2 CS",
+                                  "hard 1:4 FT", "mr 1:4 CS", "online 1:4"])
 def test_arm_names_round_trip(name):
     assert X.Arm.parse(name).name == name
 
 
 @pytest.mark.parametrize("bad", ["", "teacher 1:4", "hard 1-4", "hard 1:4 [moon]", "oracle 1:4 [same]",
-                                 "duplicated 1:4 L2", "oracle 1:4 L2", "duplicated 1:4 PT", "hard 1:7 PT L2"])
+                                 "duplicated 1:4 L2", "oracle 1:4 L2", "duplicated 1:4 PT", "hard 1:7 PT L2",
+                                 "online 1:4 CS", "hard 1:4 L2 FT"])
 def test_bad_arm_names_are_refused_with_the_name(bad):
     with pytest.raises(ValueError, match="student arm"):
         X.Arm.parse(bad)

@@ -287,8 +287,16 @@ def pseudo_quality(regime: Regime, pool_names: Sequence[str] = tuple(POOLS)) -> 
 
 
 # --- students ----------------------------------------------------------------------------------
-#: What the extra part of a student's epoch holds.
-LABELS = ("duplicated", "oracle", "hard", "soft")
+#: What the extra part of a student's epoch holds: the labelled set again, the pool's true labels,
+#: the teacher's hard / top-3 soft pseudo labels, hard ones under CRST's model regularizer (CSST
+#: Eq. 7), or labels the student makes of the pool online, its own argmax (consistency
+#: regularization, CSST Eq. 4).
+LABELS = ("duplicated", "oracle", "hard", "soft", "mr", "online")
+#: The losses of the label kinds that are not plain cross-entropy (``paperlib.losses``); CSST gives
+#: no model-regularizer weight.
+MR_WEIGHT = 0.1
+LOSSES = {"soft": ("soft_pseudo_label", {}), "mr": ("model_regularizer", {"weight": MR_WEIGHT}),
+          "online": ("consistency", {"threshold": None, "unlabeled_weight": 1.0})}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,7 +306,9 @@ class Arm:
     (joint learning), the same steps split as the mix splits them -- the extra part's share on
     the extra part alone, then the labelled share on the labelled frames alone (ST Table 8's
     "pre-training then fine-tuning"). ``loop`` k > 1: the pseudo labels come from this arm's
-    round k - 1 student of the same seed, not from the teacher (ST Table 9)."""
+    round k - 1 student of the same seed, not from the teacher (ST Table 9). ``finetune``: the
+    student starts from the trained teacher (its architecture) instead of from scratch (CSST
+    Eq. 5, teacher fine-tuning)."""
 
     labels: str
     ratio: tuple[int, int] = (1, 4)
@@ -306,12 +316,14 @@ class Arm:
     centroid: bool = False
     pretrain: bool = False
     loop: int = 1
+    finetune: bool = False
 
     @property
     def name(self) -> str:
         pools = "" if self.labels == "duplicated" or self.pools == ("same",) else " [" + "+".join(self.pools) + "]"
         return (f"{self.labels} {self.ratio[0]}:{self.ratio[1]}{pools}" + (" PT" if self.pretrain else "")
-                + (f" L{self.loop}" if self.loop > 1 else "") + (" CS" if self.centroid else ""))
+                + (f" L{self.loop}" if self.loop > 1 else "") + (" FT" if self.finetune else "")
+                + (" CS" if self.centroid else ""))
 
     @property
     def previous(self) -> "Arm":
@@ -322,7 +334,7 @@ class Arm:
     def parse(cls, name: str) -> "Arm":
         """``"hard 1:4 [same+other] CS"`` -> ``Arm("hard", (1, 4), ("same", "other"), True)``;
         ``"hard 1:7 PT"``, ``"hard 1:7 L2"``: pre-trained then fine-tuned, the second loop."""
-        usage = (f"student arm {name!r}: expected '<labels> <r>:<p> [pools] [PT] [Lk] [CS]' with labels one of "
+        usage = (f"student arm {name!r}: expected '<labels> <r>:<p> [pools] [PT] [Lk] [FT] [CS]' with labels one of "
                  f"{LABELS} and pools among {list(POOLS)}")
         words = name.split()
         try:
@@ -332,13 +344,14 @@ class Arm:
             loop = next((int(w[1:]) for w in rest if w.startswith("L")), 1)
         except (IndexError, ValueError):
             raise ValueError(usage) from None
-        arm = cls(labels, ratio, pools, "CS" in rest, "PT" in rest, loop)
+        arm = cls(labels, ratio, pools, "CS" in rest, "PT" in rest, loop, "FT" in rest)
         if labels not in LABELS or len(ratio) != 2 or any(p not in POOLS for p in pools) or arm.name != name:
             raise ValueError(usage)
         if (arm.loop > 1 and labels not in ("hard", "soft")) or (arm.pretrain and labels == "duplicated") \
-                or (arm.pretrain and arm.loop > 1):
+                or arm.pretrain + (arm.loop > 1) + arm.finetune > 1 or (labels == "online" and arm.centroid):
             raise ValueError(f"student arm {name!r}: loops need pseudo labels (hard / soft), pre-training an extra "
-                             "part that is not the labelled set, and the two do not combine")
+                             "part that is not the labelled set, online labels random crops (they have no "
+                             "centroids), and PT, Lk and FT do not combine")
         return arm
 
 
@@ -355,10 +368,18 @@ def extra_part(regime: Regime, arm: Arm, seed: int = 0):
         images, truth = pool(regime, name)
         if arm.labels == "oracle":
             parts.append(_with_transform(truth, real.transform))
+        elif arm.labels == "online":
+            from .alternatives import OnlineLabelDataset
+            parts.append(OnlineLabelDataset(images, real.transform))
         else:
-            parts.append(PseudoLabelDataset(pseudo_dir(regime, name, arm.labels, labeller), images,
+            parts.append(PseudoLabelDataset(pseudo_dir(regime, name, _mode(arm), labeller), images,
                                             transform=real.transform))
     return parts[0] if len(parts) == 1 else ConcatSegDataset(parts)
+
+
+def _mode(arm: Arm) -> str:
+    """The pseudo-label mode an arm trains on (the model regularizer's are hard labels)."""
+    return "soft" if arm.labels == "soft" else "hard"
 
 
 def student_set(regime: Regime, arm: Arm, seed: int = 0):
@@ -388,8 +409,8 @@ def prepare(regime: Regime, arms: Sequence[str]) -> None:
     for a in map(Arm.parse, arms):
         for name in a.pools if a.labels != "duplicated" else ():
             pool(regime, name)
-            if a.labels in ("hard", "soft"):
-                pseudo_dir(regime, name, a.labels)
+            if a.labels in ("hard", "soft", "mr"):
+                pseudo_dir(regime, name, _mode(a))
 
 
 def _student(regime: Regime, arm: str, seed: int, cache: bool = True):
@@ -402,13 +423,17 @@ def _student(regime: Regime, arm: str, seed: int, cache: bool = True):
     spec = Arm.parse(arm)
     every = max(regime.steps // max(regime.curve_points, 1), 1)
     cfg = regime.config(seed, f"selftrain_{spec.labels}_{seed}", eval_every=every, centroid=spec.centroid)
-    if spec.labels == "soft":  # CSST Eq. 6 on the pseudo items, cross-entropy on the real ones
-        cfg = cfg.replace(loss="soft_pseudo_label", loss_options={})
+    if spec.labels in LOSSES:  # on the extra items; cross-entropy on the real ones
+        cfg = cfg.replace(loss=LOSSES[spec.labels][0], loss_options=dict(LOSSES[spec.labels][1]))
+    if spec.finetune:  # the teacher's network, from its trained weights
+        cfg = cfg.replace(model=regime.teacher_model, model_width=regime.teacher_width)
 
     def build():
+        import copy
         real, val = labelled_sets(regime)
         torch.manual_seed(int(seed))
-        curve, model, offset, train_s = [], None, 0, 0.0
+        model = copy.deepcopy(teacher(regime)[0]) if spec.finetune else None
+        curve, offset, train_s = [], 0, 0.0
         stages = [(cfg, student_set(regime, spec, seed))]
         if spec.pretrain:  # the mix's steps, split as the mix splits its samples
             r, p = spec.ratio
@@ -472,7 +497,7 @@ def loop_pseudo_quality(regime: Regime, arm: str, seeds: Sequence[int]) -> "pd.D
     for k in range(1, spec.loop + 1):
         for s in seeds:
             labeller = _student(regime, dataclasses.replace(spec, loop=k - 1).name, s)[0] if k > 1 else None
-            q = pseudo_label_quality(pseudo_dir(regime, "same", spec.labels, labeller), truth)
+            q = pseudo_label_quality(pseudo_dir(regime, "same", _mode(spec), labeller), truth)
             rows.append({"round": k, "seed": int(s), "pseudo-label mIoU": 100 * q["miou"],
                          "pixel accuracy": 100 * q["pixel_accuracy"]})
     return pd.DataFrame(rows)
@@ -655,3 +680,39 @@ def students_note(regime: Regime, teacher_info: dict, quality: "pd.DataFrame") -
                       f"{q['pseudo-label mIoU']:.1f}" for _, q in quality.iterrows())
     return (f"{regime.describe()}. Teacher held-out mIoU {teacher_info['mIoU']:.2f}; {pools}. Every row trains "
             f"{regime.steps} steps (same initialisation and sample stream per seed).")
+
+
+#: CSST Table 2 (self-training against its alternatives, Sec. 3.1.1) -> rows -> student arms, at
+#: real:pseudo 1:4 on the same-domain pool with random crops (online labels have no centroids),
+#: every row the same steps. "teacher (baseline)" is the duplicated-real student; teacher
+#: fine-tuning continues from the trained teacher for those steps; the oracle row is the control.
+CSST_TABLE2_ROWS = {"teacher (baseline)": "duplicated 1:4", "oracle (pool's true labels)": "oracle 1:4",
+                    "self-training (ours)": "hard 1:4", "consistency regularization": "online 1:4",
+                    "teacher fine-tuning": "hard 1:4 FT", "soft pseudo labels": "soft 1:4",
+                    "model regularizer": "mr 1:4"}
+
+
+def baseline_gains_figure(panels: dict, baseline: str = "teacher (baseline)", col: str = "method", label: str = ""):
+    """Per panel ``title -> (table, paper, paper_base)``: each row of ``table`` (``rows_frame``)
+    minus its ``baseline`` row, per seed (bars: mean +- SE, dots: seeds), beside the paper's row
+    (``paper``: row -> mIoU) minus ``paper_base`` (grey)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.9), squeeze=False)
+    for ax, (title, (df, paper, paper_base)) in zip(axes[0], panels.items()):
+        base = df[df[col] == baseline].set_index("seed")["mIoU"]
+        names = [n for n in dict.fromkeys(df[col]) if n != baseline]
+        for k, n in enumerate(names):
+            d = df[df[col] == n].set_index("seed")["mIoU"] - base
+            ax.bar(k - 0.2, d.mean(), width=0.4, color="tab:blue", yerr=d.sem() if len(d) > 1 else 0, capsize=3)
+            ax.scatter(np.full(len(d), k - 0.2), d, color="k", s=10, zorder=3)
+            if n in paper and np.isfinite(paper[n]):
+                ax.bar(k + 0.2, paper[n] - paper_base, width=0.4, color="tab:gray", alpha=0.7)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xticks(range(len(names)), [n.replace(" ", "\n", 1) for n in names], fontsize=8)
+        ax.set_ylabel(f"mIoU - {baseline} (points)")
+        ax.set_title(title, loc="left")
+    fig.legend(handles=[Patch(color="tab:blue", label=f"ours{label} (equal steps; dots: seeds)"),
+                        Patch(color="tab:gray", alpha=0.7, label="paper")], loc="upper right", fontsize=8)
+    plt.tight_layout()
+    return fig
