@@ -66,7 +66,7 @@ import time
 
 from paperlib import claims
 from paperlib.duchdc import experiments as X
-from paperlib.models.backbones import RESNET_DEPTHS, hdc_block_rates
+from paperlib.models.backbones import RESNET_DEPTHS
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, write_table
 
 STARTED = time.time()
@@ -81,7 +81,7 @@ claims.declared("duchdc", TABLE_ID)  # fail fast: this table's claims must be de
 BLOCKS = RESNET_DEPTHS[REGIME.depth][1][2:]
 VARIANTS = X.TABLE2_RF
 params.update(seeds=SEEDS, regime=dataclasses.asdict(REGIME), data=DATA.describe(),
-              rates={v: hdc_block_rates(X.ARMS[v].hdc or "baseline", BLOCKS) for v in VARIANTS})
+              rates=X.table2_rates(REGIME, VARIANTS))
 print(REGIME.describe())
 print(f"{DATA.describe()}: ResNet-{REGIME.depth} (res4 {BLOCKS[0]} blocks, res5 {BLOCKS[1]}), seeds {SEEDS}")
 
@@ -103,8 +103,7 @@ rf_table
 # %%
 runs = X.run_arms(REGIME, list(VARIANTS), SEEDS, jobs=JOBS, data=DATA)
 table = X.table2_frame(runs, rf_table, DATA)
-VALUES = ["mIoU", "speckle %", "thin mean", "boundary F"]
-table.groupby(X.TABLE2_KEYS, sort=False)[VALUES].agg(["mean", "sem"]).round(1)
+table.groupby(X.TABLE2_KEYS, sort=False)[X.TABLE2_VALUES].agg(["mean", "sem"]).round(1)
 
 # %% [markdown]
 # ## Claims
@@ -136,12 +135,7 @@ CLAIMS = claims.evaluate(claims.declared("duchdc", TABLE_ID), pd.concat([table, 
 claims.show(CLAIMS)
 
 # %%
-write_table(table, "duchdc", TABLE_ID, profile=profile, by=X.TABLE2_KEYS, value_cols=VALUES, floatfmt=".1f",
+write_table(table, "duchdc", TABLE_ID, profile=profile, by=X.TABLE2_KEYS, value_cols=X.TABLE2_VALUES, floatfmt=".1f",
             seeds=SEEDS, started=STARTED, data_fingerprint=DATA.fingerprint(REGIME), claims=CLAIMS, params=params,
-            notes=f"{DATA.describe()}; {REGIME.describe()}; DUC (cell 2) head, ResNet-{REGIME.depth} stage "
-                  f"structure (res4 {BLOCKS[0]} blocks). 'RF increased' computed by paperlib.gridding.rf_increase "
-                  "(one 3x3 conv per block, x output stride 8). The paper's Table 2 mIoU values are lost from the "
-                  "text extraction, so no paper column is shown. speckle = % of predicted pixels that differ from "
-                  f"their 5x5 majority label; 'thin mean': mean IoU of {', '.join(DATA.thin_names)}; 'boundary F': "
-                  "boundary F-score, 2-px tolerance. The standard-dilation model: table2.")
+            notes=X.table2_notes(REGIME, DATA) + " The standard-dilation model: table2.")
 print(f"done in {time.time() - STARTED:.0f} s")

@@ -692,6 +692,28 @@ def table2_frame(rows: Sequence[dict], rf: "pd.DataFrame", data: Data = WORLD) -
     return table
 
 
+#: Table 2's scores per run.
+TABLE2_VALUES = ["mIoU", "speckle %", "thin mean", "boundary F"]
+
+
+def table2_rates(regime: Regime, variants: Sequence[str]) -> dict:
+    """Each variant's rates per res4 / res5 block of the network trained here (for the manifest)."""
+    from ..models.backbones import RESNET_DEPTHS, hdc_block_rates
+    blocks = RESNET_DEPTHS[regime.depth][1][2:]
+    return {v: hdc_block_rates(ARMS[v].hdc or "baseline", blocks) for v in variants}
+
+
+def table2_notes(regime: Regime, data: "Data") -> str:
+    """The table note of Table 2's two notebooks."""
+    from ..models.backbones import RESNET_DEPTHS
+    blocks = RESNET_DEPTHS[regime.depth][1][2:]
+    return (f"{data.describe()}; {regime.describe()}; DUC (cell 2) head, ResNet-{regime.depth} stage structure "
+            f"(res4 {blocks[0]} blocks). 'RF increased' computed by paperlib.gridding.rf_increase (one 3x3 conv per "
+            "block, x output stride 8). The paper's Table 2 mIoU values are lost from the text extraction, so no "
+            "paper column is shown. speckle = % of predicted pixels that differ from their 5x5 majority label; "
+            f"'thin mean': mean IoU of {', '.join(data.thin_names)}; 'boundary F': boundary F-score, 2-px tolerance.")
+
+
 def table2_rates_fit(regime: Regime, rf: "pd.DataFrame") -> tuple[bool, str]:
     """The check that the training crop's stride-8 feature map is wider than every rate."""
     feat = regime.crop[0] // TABLE2_STRIDE
