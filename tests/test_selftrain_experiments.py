@@ -91,3 +91,19 @@ def test_loops_relabel_with_the_previous_student_and_pretraining_splits_the_step
     pre = min(r.steps - 1, max(1, round(r.steps * 7 / 8)))
     pt = next(x for x in rows if x["arm"] == "hard 1:7 PT")
     assert min(step for step, _ in pt["curve"]) > pre and max(step for step, _ in pt["curve"]) == r.steps
+
+
+def test_table3_students_keep_the_regimes_run_names_and_map_to_the_long_table():
+    r = X.CPU_REGIME
+    own, other = X.table3_arms(r, r.model), X.table3_arms(r, "fastscnn", separate=False)
+    assert own == tuple(X.TABLE3_ROWS)  # the regime's student: the runs other tables share
+    assert other == ("duplicated 1:4 @fastscnn", "oracle 1:4 @fastscnn", "hard 1:4 CS @fastscnn")
+    runs = pd.DataFrame([{"arm": a, "seed": 0, "mIoU": 1.0, "thin mean": 0.0} for a in own + other]
+                        + [{"arm": X.OWN_FRAMES, "seed": 0, "mIoU": 9.0, "thin mean": 0.0}])
+    t = X.table3_frame(runs, r)
+    assert len(t) == 7 and set(t["student"]) == {r.model, "fastscnn"}
+    row = t[(t["student"] == "fastscnn") & (t["labels"] == "real + pseudo")]
+    assert list(row["sampler"]) == ["centroid"]
+    separated, recipe = X.table3_students("cpu", "csst")
+    assert "fastscnn" in separated and "bisenet_resnet18" in recipe and "pspnet_resnet101" not in recipe
+    assert "pspnet_resnet101" in X.table3_students("gpu", "selftrain")[1]

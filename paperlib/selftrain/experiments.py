@@ -292,6 +292,9 @@ def pseudo_quality(regime: Regime, pool_names: Sequence[str] = tuple(POOLS)) -> 
 #: Eq. 7), or labels the student makes of the pool online, its own argmax (consistency
 #: regularization, CSST Eq. 4).
 LABELS = ("duplicated", "oracle", "hard", "soft", "mr", "online")
+#: Width of the students of other architectures (ST / CSST Table 3) where the regime's width does
+#: not suit them (ResNet-50 trunks at cpu).
+STUDENT_WIDTHS = {"icnet_resnet50": 8}
 #: The losses of the label kinds that are not plain cross-entropy (``paperlib.losses``); CSST gives
 #: no model-regularizer weight.
 MR_WEIGHT = 0.1
@@ -308,7 +311,8 @@ class Arm:
     "pre-training then fine-tuning"). ``loop`` k > 1: the pseudo labels come from this arm's
     round k - 1 student of the same seed, not from the teacher (ST Table 9). ``finetune``: the
     student starts from the trained teacher (its architecture) instead of from scratch (CSST
-    Eq. 5, teacher fine-tuning)."""
+    Eq. 5, teacher fine-tuning). ``student``: another zoo network than the regime's student (ST /
+    CSST Table 3; width ``STUDENT_WIDTHS``)."""
 
     labels: str
     ratio: tuple[int, int] = (1, 4)
@@ -317,13 +321,14 @@ class Arm:
     pretrain: bool = False
     loop: int = 1
     finetune: bool = False
+    student: str | None = None
 
     @property
     def name(self) -> str:
         pools = "" if self.labels == "duplicated" or self.pools == ("same",) else " [" + "+".join(self.pools) + "]"
         return (f"{self.labels} {self.ratio[0]}:{self.ratio[1]}{pools}" + (" PT" if self.pretrain else "")
                 + (f" L{self.loop}" if self.loop > 1 else "") + (" FT" if self.finetune else "")
-                + (" CS" if self.centroid else ""))
+                + (" CS" if self.centroid else "") + (f" @{self.student}" if self.student else ""))
 
     @property
     def previous(self) -> "Arm":
@@ -334,7 +339,7 @@ class Arm:
     def parse(cls, name: str) -> "Arm":
         """``"hard 1:4 [same+other] CS"`` -> ``Arm("hard", (1, 4), ("same", "other"), True)``;
         ``"hard 1:7 PT"``, ``"hard 1:7 L2"``: pre-trained then fine-tuned, the second loop."""
-        usage = (f"student arm {name!r}: expected '<labels> <r>:<p> [pools] [PT] [Lk] [FT] [CS]' with labels one of "
+        usage = (f"student arm {name!r}: expected '<labels> <r>:<p> [pools] [PT] [Lk] [FT] [CS] [@student]' with labels one of "
                  f"{LABELS} and pools among {list(POOLS)}")
         words = name.split()
         try:
@@ -342,13 +347,18 @@ class Arm:
             rest = words[2:]
             pools = tuple(rest.pop(0).strip("[]").split("+")) if rest and rest[0].startswith("[") else ("same",)
             loop = next((int(w[1:]) for w in rest if w.startswith("L")), 1)
+            student = next((w[1:] for w in rest if w.startswith("@")), None)
         except (IndexError, ValueError):
             raise ValueError(usage) from None
-        arm = cls(labels, ratio, pools, "CS" in rest, "PT" in rest, loop, "FT" in rest)
+        arm = cls(labels, ratio, pools, "CS" in rest, "PT" in rest, loop, "FT" in rest, student)
         if labels not in LABELS or len(ratio) != 2 or any(p not in POOLS for p in pools) or arm.name != name:
             raise ValueError(usage)
+        from .. import models
+        if student is not None and student not in models.available():
+            raise ValueError(f"student arm {name!r}: {student!r} is not a zoo network; choose from {models.available()}")
         if (arm.loop > 1 and labels not in ("hard", "soft")) or (arm.pretrain and labels == "duplicated") \
-                or arm.pretrain + (arm.loop > 1) + arm.finetune > 1 or (labels == "online" and arm.centroid):
+                or arm.pretrain + (arm.loop > 1) + arm.finetune > 1 or (labels == "online" and arm.centroid) \
+                or (arm.finetune and student is not None):
             raise ValueError(f"student arm {name!r}: loops need pseudo labels (hard / soft), pre-training an extra "
                              "part that is not the labelled set, online labels random crops (they have no "
                              "centroids), and PT, Lk and FT do not combine")
@@ -427,6 +437,8 @@ def _student(regime: Regime, arm: str, seed: int, cache: bool = True):
         cfg = cfg.replace(loss=LOSSES[spec.labels][0], loss_options=dict(LOSSES[spec.labels][1]))
     if spec.finetune:  # the teacher's network, from its trained weights
         cfg = cfg.replace(model=regime.teacher_model, model_width=regime.teacher_width)
+    if spec.student:
+        cfg = cfg.replace(model=spec.student, model_width=STUDENT_WIDTHS.get(spec.student, regime.width))
 
     def build():
         import copy
@@ -714,5 +726,103 @@ def baseline_gains_figure(panels: dict, baseline: str = "teacher (baseline)", co
         ax.set_title(title, loc="left")
     fig.legend(handles=[Patch(color="tab:blue", label=f"ours{label} (equal steps; dots: seeds)"),
                         Patch(color="tab:gray", alpha=0.7, label="paper")], loc="upper right", fontsize=8)
+    plt.tight_layout()
+    return fig
+
+
+#: ST / CSST Table 3 ("generalizing to other students"): per student, the duplicated-real baseline,
+#: the oracle control, and the teacher's hard pseudo labels without and with centroid sampling --
+#: the paper's self-training student is the latter (CSST's recipe); the former separates what the
+#: pseudo labels do from what the sampler does. Arm -> (labels, sampler) of the long table.
+TABLE3_ROWS = {"duplicated 1:4": ("real, duplicated", "random"), "oracle 1:4": ("real + oracle", "random"),
+               "hard 1:4": ("real + pseudo", "random"), "hard 1:4 CS": ("real + pseudo", "centroid")}
+#: The arms of a student whose sampler effect is not separated (the notebooks' time budget).
+TABLE3_RECIPE = ("duplicated 1:4", "oracle 1:4", "hard 1:4 CS")
+
+
+def table3_arms(regime: Regime, student: str, separate: bool = True) -> tuple[str, ...]:
+    """``student``'s arms of Table 3 (``TABLE3_ROWS``, or ``TABLE3_RECIPE`` without ``separate``);
+    the regime's own student keeps the plain names (the runs other tables share)."""
+    return tuple(a if student == regime.model else f"{a} @{student}"
+                 for a in (TABLE3_ROWS if separate else TABLE3_RECIPE))
+
+
+def table3_frame(runs: "pd.DataFrame", regime: Regime) -> "pd.DataFrame":
+    """Table 3 in long form (``paperlib/reference/*/table3_students_long.csv``): a row per
+    (student, labels, sampler, seed) from the student runs (``student_frame``) of ``table3_arms``."""
+    import pandas as pd
+    rows = []
+    for r in runs.to_dict("records"):
+        if r["arm"] == OWN_FRAMES:
+            continue
+        spec = Arm.parse(r["arm"])
+        base = dataclasses.replace(spec, student=None).name
+        if base not in TABLE3_ROWS:
+            continue
+        labels, sampler = TABLE3_ROWS[base]
+        rows.append({"student": spec.student or regime.model, "labels": labels, "sampler": sampler,
+                     "arm": r["arm"], "seed": r["seed"], "mIoU": r["mIoU"], "thin mean": r["thin mean"]})
+    return pd.DataFrame(rows)
+
+
+def student_params(regime: Regime, students: Sequence[str]) -> dict[str, int]:
+    """Parameters of each student network as the regime builds it (width ``STUDENT_WIDTHS``)."""
+    from .. import models
+    from ..profiling import count_parameters
+    cfg = regime.config(0, "sizes")
+    return {s: int(count_parameters(models.build(s, num_classes=cfg.num_classes,
+                                                 width=STUDENT_WIDTHS.get(s, regime.width)))[0]) for s in students}
+
+
+def table3_students(profile: str, paper: str) -> tuple[list[str], list[str]]:
+    """``(separated, recipe)`` students of ``paper``'s Table 3 at ``profile``: the first get every
+    arm of ``TABLE3_ROWS`` (pseudo labels and sampler apart), the second ``TABLE3_RECIPE``. At cpu
+    the regime's own student and FastSCNN are separated (shared by both papers' notebooks), the
+    CSST notebook adds BiSeNet-R18 and ICNet-R50; the heavy students (PSPNet-R101, WRN38,
+    HRNet-W48) train only from the gpu profile."""
+    regime = SMOKE_REGIME if profile == "smoke" else CPU_REGIME
+    separated = [regime.model, "fastscnn"]
+    if profile == "smoke":
+        return separated, []
+    recipe = {"selftrain": [], "csst": ["bisenet_resnet18", "icnet_resnet50"]}[paper]
+    heavy = {"selftrain": ["deeplabv3plus_wrn38", "pspnet_resnet101"],
+             "csst": ["pspnet_resnet101", "deeplabv3plus_wrn38", "ocr_hrnet_w48"]}[paper]
+    return separated, recipe + (heavy if profile in ("gpu", "paper") else [])
+
+
+def table3_figure(table: "pd.DataFrame", paper_long: "pd.DataFrame", title: str):
+    """Per student, per seed minus its duplicated-real baseline: the oracle (the control), the
+    pseudo labels alone and with centroid sampling (the paper's self-training), beside the
+    paper's self-training gain (grey)."""
+    import matplotlib.pyplot as plt
+    by = table.set_index(["student", "labels", "sampler", "seed"])["mIoU"]
+    ref = paper_long.set_index(["student", "labels", "sampler"])["mIoU"]
+    students = list(dict.fromkeys(table["student"]))
+    bars = [("real + oracle", "random", "oracle (control)", "tab:green"),
+            ("real + pseudo", "random", "pseudo labels, random crops", "tab:orange"),
+            ("real + pseudo", "centroid", "pseudo labels + centroid sampling", "tab:blue")]
+    fig, ax = plt.subplots(figsize=(1.9 * len(students) + 3, 3.8))
+    w = 0.8 / (len(bars) + 1)
+    for k, (labels, sampler, name, color) in enumerate(bars):
+        for i, s in enumerate(students):
+            try:
+                d = (by.loc[s, labels, sampler] - by.loc[s, "real, duplicated", "random"]).dropna()
+            except KeyError:
+                continue
+            x = i + (k - len(bars) / 2) * w
+            ax.bar(x, d.mean(), w, color=color, yerr=d.sem() if len(d) > 1 else 0, capsize=2,
+                   label=name if i == 0 else None)
+            ax.scatter(np.full(len(d), x), d, color="k", s=6, zorder=3)
+    shown = False
+    for i, s in enumerate(students):
+        if (s, "real + pseudo", "centroid") in ref.index:
+            ax.bar(i + (len(bars) / 2) * w, ref[s, "real + pseudo", "centroid"] - ref[s, "real, duplicated", "random"],
+                   w, color="tab:gray", alpha=0.7, label=None if shown else "paper: self-training gain")
+            shown = True
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xticks(range(len(students)), students, rotation=10, fontsize=8)
+    ax.set_ylabel("mIoU - duplicated real (points)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
     plt.tight_layout()
     return fig
