@@ -110,3 +110,23 @@ def test_fine_label_dataset_reads_the_32_classes(tmp_path, monkeypatch):
     assert np.array_equal(fine_to_trainid(f), c)       # the fine ids refine the 19 classes
     assert len(np.unique(f)) >= len(np.unique(c))
     assert fine[0]["label"].shape == coarse[0]["label"].shape
+
+
+def test_transfer_pairs_both_inits_per_seed_and_gates_nothing_itself(tmp_path, monkeypatch):
+    from paperlib.selftrain import transfer as T
+    monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path))
+    r = T.SMOKE_REGIME
+    assert [b for b, _, _ in r.budgets()] == ["1-shot", "2-shot", "full"]
+    with pytest.raises(ValueError, match="budget"):
+        T.budget_indices(r, "same classes", "3-shot", 0)
+    with pytest.raises(ValueError, match="case"):
+        T.target(r, "moon classes")
+    same = T.run(r, "same classes", [0, 1], progress=False)
+    new = T.run(r, "new classes", [0], progress=False)
+    assert set(same[same["labels"] == "0 (none)"]["method"]) == set(T.INITS)  # the domain gap, same classes only
+    assert "0 (none)" not in set(new["labels"])
+    by = same.set_index(["labels", "method", "seed"])["mIoU"]
+    for s in (0, 1):  # the gap row is self-training minus fine-tuning of the same seed
+        assert by["1-shot", T.GAP, s] == pytest.approx(by["1-shot", "self-training", s] - by["1-shot", "fine-tuning", s])
+    full = same[(same["labels"] == "full") & (same["method"] == "fine-tuning")]["images"]
+    assert (full == len(T.target(r, "same classes")["train"])).all()
