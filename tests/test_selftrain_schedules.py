@@ -278,3 +278,19 @@ def test_set_crop_size_reaches_through_wrappers():
     assert engine.set_crop_size(mixed, 8) == 2
     assert mixed[0]["image"].shape[-2:] == (8, 8) and mixed[1]["image"].shape[-2:] == (8, 8)
     assert engine.set_crop_size(torch.utils.data.TensorDataset(torch.zeros(2)), 8) == 0
+
+
+def test_the_cpu_schedule_protocol_has_no_two_runs_on_one_crop_sequence_and_an_11_percent_warmup():
+    from paperlib import engine
+    from paperlib.selftrain import experiments as X
+    _, proto, cfg = X.schedule_setup("cpu")
+    runs = X.schedule_runs(proto)
+    plans = {label: [c for c, _ in (engine.epoch_plan(cfg.replace(**run))
+                                    or [(cfg.crop_size[0], cfg.batch_size)] * cfg.replace(**run).epochs)]
+             for label, run in runs.items()}
+    rows = [{"run": k, "crops": v} for k, v in plans.items()]
+    assert X.distinct_sequences(rows) == {}
+    assert proto["epochs"] >= 30 and abs(proto["warmup"] / proto["epochs"] - 20 / 180) < 0.01
+    assert len(plans["baseline, 2/3 epochs"]) == round(2 * proto["epochs"] / 3)
+    # a repeated sequence is named with the run it repeats
+    assert X.distinct_sequences([{"run": "a", "crops": [1, 2]}, {"run": "b", "crops": [1, 2]}]) == {"b": ["a"]}

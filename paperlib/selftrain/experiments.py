@@ -826,3 +826,59 @@ def table3_figure(table: "pd.DataFrame", paper_long: "pd.DataFrame", title: str)
     ax.legend(fontsize=7)
     plt.tight_layout()
     return fig
+
+
+#: ST / CSST Table 4 (fast crop schedules) at mechanism scale (issue #18): the regime's student
+#: network on every labelled training frame of its world for tens of epochs, so that the crop
+#: sizes -- not the number of optimizer steps -- are what a fast schedule changes: 36 epochs with
+#: a 4-epoch crop warm-up (the papers' 20 of 180, 11 %), crops 64..128 (the papers' 400..800
+#: ratio), batch 8 at 128 scaled up to 32 at 64 (pixels per batch kept, ``batch_for_crop``).
+SCHEDULE_PROTOCOL = {"epochs": 36, "warmup": 4, "sizes": (64, 80, 96, 112, 128)}
+SMOKE_SCHEDULE_PROTOCOL = {"epochs": 3, "warmup": 1, "sizes": (32, 48)}
+
+
+def schedule_setup(profile: str) -> tuple[Regime, dict, "object"]:
+    """``(regime, protocol, config)`` of the schedule runs at ``profile``: the baseline's
+    ``TrainConfig`` (constant largest crop; epochs, not steps; poly power 0.9 as the papers)."""
+    regime = SMOKE_REGIME if profile == "smoke" else CPU_REGIME
+    proto = SMOKE_SCHEDULE_PROTOCOL if profile == "smoke" else SCHEDULE_PROTOCOL
+    cfg = regime.config(0, "st_table4").replace(
+        steps=None, epochs=proto["epochs"], max_images=None, crop_size=(max(proto["sizes"]),) * 2,
+        crop_sizes=list(proto["sizes"]), batch_scaling=True, poly_power=0.9, eval_every=0)
+    return regime, proto, cfg
+
+
+def schedule_runs(proto: dict) -> dict[str, dict]:
+    """The runs of Table 4: the baseline (largest crop every epoch), the same baseline for 2/3 of
+    the epochs (its plateau check), and each fast schedule without and with warm-up."""
+    from .schedules import SCHEDULES
+    runs = {"baseline": {"crop_schedule": "constant"},
+            "baseline, 2/3 epochs": {"crop_schedule": "constant", "epochs": round(2 * proto["epochs"] / 3)}}
+    for name in SCHEDULES[1:]:
+        runs[f"{name}|no"] = {"crop_schedule": name}
+        runs[f"{name}|yes"] = {"crop_schedule": name, "crop_warmup_epochs": proto["warmup"]}
+    return runs
+
+
+def schedule_frame(rows: Sequence[dict]) -> "pd.DataFrame":
+    """``run_schedules`` rows as the table: schedule, warm-up, seed, mIoU, times, speed-ups (and
+    their share of the ideal pixel speed-up), steps, samples."""
+    import pandas as pd
+    return pd.DataFrame([{
+        "schedule": r["run"].split("|")[0], "warm-up": (r["run"].split("|") + ["-"])[1], "seed": r["seed"],
+        "mIoU": 100 * r["miou"], "time (s)": r["train_time"], "cpu time (s)": r["train_cpu_time"],
+        "speed-up": r["speedup"], "cpu speed-up": r["cpu_speedup"], "ideal speed-up": r["ideal_speedup"],
+        "share of ideal": r["cpu_speedup"] / r["ideal_speedup"], "steps": r["steps"], "samples": r["samples"]}
+        for r in rows])
+
+
+def distinct_sequences(rows: Sequence[dict]) -> dict[str, list[str]]:
+    """Runs with the same crop sequence as an earlier run (run -> the runs it repeats): such
+    rows can differ only by noise, so claims comparing them are left out."""
+    seen, same = {}, {}
+    for r in rows:
+        key = tuple(r["crops"])
+        if key in seen and seen[key] != r["run"]:
+            same.setdefault(r["run"], []).append(seen[key])
+        seen.setdefault(key, r["run"])
+    return {k: sorted(set(v)) for k, v in same.items()}
