@@ -37,9 +37,14 @@ the mix sets what the steps are spent on, never how many there are:
 
 - ``duplicated r:p`` -- the labelled set in place of the extra part (the control baseline);
 - ``oracle r:p`` -- the ``same`` pool with its true labels;
-- ``hard r:p`` / ``soft r:p`` -- the ``same`` pool with the teacher's hard / top-3 soft labels.
+- ``hard r:p`` / ``soft r:p`` -- the ``same`` pool with the teacher's hard / top-3 soft labels;
+- ``mr r:p`` / ``online r:p`` -- hard labels under CRST's model regularizer / the student's own
+  online argmax (consistency regularization): CSST Table 2's alternatives.
 
-``centroid`` switches the student's sampler to CSST's centroid sampling (per part).
+Suffixes: ``CS`` switches the student's sampler to CSST's centroid sampling (per part); ``PT``
+pre-trains on the extra part, then fine-tunes on the labelled set, in the same steps (ST Table 8);
+``Lk`` is the k-th self-training loop (ST Table 9); ``FT`` starts from the trained teacher (CSST's
+teacher fine-tuning); ``@net`` trains another zoo network (ST / CSST Table 3).
 
 The teacher (kind ``selftrain_teacher``) and every student run (kind ``selftrain_student``) are
 ``paperlib.cache`` roles keyed by what made them, so the notebooks share them.
