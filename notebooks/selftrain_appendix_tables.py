@@ -101,7 +101,7 @@ panels = {}
 for tid, df in frames.items():
     ref = reference.load("selftrain", tid).set_index("method")["mIoU"]
     panels[f"Table {tid[-1]}"] = (df, ref, ref["baseline (teacher)"])
-fig = X.baseline_gains_figure(panels, label=f" ({profile}, {len(SEEDS)} paired seeds)")
+fig = X.baseline_gains_figure(panels, baseline="baseline (teacher)", label=f" ({profile}, {len(SEEDS)} paired seeds)")
 save_figure(fig, "selftrain", "appendix_tables", profile=profile, seeds=SEEDS, started=STARTED, params=params,
             notes="Self-training Appendix Tables 7-9: each row minus the duplicated-real student at equal steps "
                   "(ours, per-seed dots) beside the paper's row minus its teacher. " + REGIME.describe())

@@ -81,7 +81,7 @@ table.groupby(["student", "labels", "sampler"], sort=False)["mIoU"].agg(["mean",
 
 # %%
 REF = reference.load(selftrain, "table3_students_long")
-fig = X.table3_figure(table, REF, f"FIGSelf-training Table 3: one teacher, students of other architectures ({profile}, {len(SEEDS)} paired seeds, equal steps)")
+fig = X.table3_figure(table, REF, f"self-training Table 3 ({profile}, {len(SEEDS)} paired seeds, equal steps)")
 save_figure(fig, selftrain, "table3_students", profile=profile, params=params, seeds=SEEDS, started=STARTED,
             notes="Per student, each arm minus its duplicated-real baseline at equal steps (per-seed dots) beside "
                   "the paper's self-training gain. " + REGIME.describe())

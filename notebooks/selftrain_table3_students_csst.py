@@ -81,7 +81,7 @@ table.groupby(["student", "labels", "sampler"], sort=False)["mIoU"].agg(["mean",
 
 # %%
 REF = reference.load(csst, "table3_students_long")
-fig = X.table3_figure(table, REF, f"FIGCSST Table 3: one teacher, students of several architectures ({profile}, {len(SEEDS)} paired seeds, equal steps)")
+fig = X.table3_figure(table, REF, f"CSST Table 3 ({profile}, {len(SEEDS)} paired seeds, equal steps)")
 save_figure(fig, csst, "table3_students", profile=profile, params=params, seeds=SEEDS, started=STARTED,
             notes="Per student, each arm minus its duplicated-real baseline at equal steps (per-seed dots) beside "
                   "the paper's self-training gain. " + REGIME.describe())

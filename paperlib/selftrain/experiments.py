@@ -730,8 +730,8 @@ def baseline_gains_figure(panels: dict, baseline: str = "teacher (baseline)", co
         ax.set_ylabel(f"mIoU - {baseline} (points)")
         ax.set_title(title, loc="left")
     fig.legend(handles=[Patch(color="tab:blue", label=f"ours{label} (equal steps; dots: seeds)"),
-                        Patch(color="tab:gray", alpha=0.7, label="paper")], loc="upper right", fontsize=8)
-    plt.tight_layout()
+                        Patch(color="tab:gray", alpha=0.7, label="paper")], loc="upper center", ncol=2, fontsize=8)
+    plt.tight_layout(rect=(0, 0, 1, 0.9))
     return fig
 
 
