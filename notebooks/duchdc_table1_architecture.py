@@ -11,11 +11,11 @@
 # ---
 
 # %%
-# paperlib: writes tables/duchdc/table1, tables/duchdc/table1_label_grid, figures/duchdc/table1_gains, figures/duchdc/table1_label_grid
-# (with data_root, instead: tables/duchdc/table1_camvid, tables/duchdc/table1_label_grid_camvid, figures/duchdc/table1_gains_camvid, figures/duchdc/table1_label_grid_camvid)
+# paperlib: writes tables/duchdc/table1, figures/duchdc/table1_gains
+# (with data_root, instead: tables/duchdc/table1_camvid, figures/duchdc/table1_gains_camvid)
 
 # %% [markdown]
-# # DUC/HDC Table 1: the top layer -- bilinear vs DUC, downsampling rate and cell size
+# # DUC/HDC Table 1: the top layer -- bilinear vs DUC and the cell size
 #
 # Sec. 4.1 ("Ablation Studies") varies four settings of ResNet-DUC and reports mIoU on Cityscapes val:
 #
@@ -40,11 +40,12 @@
 # time around a base model "DUC, DS 8, ASPP 4, 12-fold, cell 2", plus the bilinear baseline,
 # and report mIoU, the thin classes' IoU (pole, traffic light, traffic sign; on CamVid pole and
 # sign/symbol) and the boundary F-score at 2 px, where DUC is meant to help. Table 1 is run as
-# two notebooks, each within the cpu time budget and sharing the base run through the cache:
-# this one changes the **top layer** (bilinear vs DUC, the downsampling rate, the cell size: what
-# the output grid can hold); `duchdc_table1_protocol` changes the **training recipe** (ASPP
-# branches, the patch schemes). The patch schemes live in `paperlib.data.patches`; every row here
-# trains on the 12-fold scheme (crops of the paper's 544 px scaled by `H / 1024`: 128 px at 256x512).
+# three notebooks, each within the cpu time budget and sharing the base run through the cache:
+# this one changes the **top layer** (bilinear vs DUC, the cell size);
+# `duchdc_table1_downsampling` the **downsampling rate** (with the label-grid ceiling of each
+# output stride); `duchdc_table1_protocol` the **training recipe** (ASPP branches, the patch
+# schemes). The patch schemes live in `paperlib.data.patches`; every row here trains on the
+# 12-fold scheme (crops of the paper's 544 px scaled by `H / 1024`: 128 px at 256x512).
 #
 # **How it is tested here** (`paperlib.duchdc.experiments`, issue #19): every row fine-tunes the
 # same **shared pre-trained backbone** (ResNet-18 depth, width 16, pre-trained at output stride 8
@@ -52,12 +53,7 @@
 # with a fresh top layer, the same steps and data order per seed, on the world at 256x512 (or
 # real CamVid with `data_root`, resized to 256 rows). A plain stride-32 backbone (ImageNet's
 # geometry) was tried first for Table 3 and failed the thin-class control (see Table 3's
-# notebook), so the backbone is pre-trained at stride 8. That favours DS 8 over DS 16 and 32:
-# those rows also change the geometry the backbone was trained in (stated in the DS claims,
-# declared before the run). So the DS effect is also measured without any model: the
-# **label-grid ceiling**, the mIoU of the held-out ground truth itself pooled to 1/DS and
-# bilinearly upsampled back, the best a prediction made at that stride can score. ASPP rates
-# scale with the crop (`Regime.rate_scale` = crop / 544, see `duchdc_table1_protocol`).
+# notebook), so the backbone is pre-trained at stride 8.
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -69,8 +65,6 @@ data_root = None    # None: the world (table1); a real CamVid folder (SegNet lay
 # %%
 import dataclasses
 import time
-
-import matplotlib.pyplot as plt
 
 from paperlib import claims
 from paperlib.duchdc import experiments as X
@@ -100,8 +94,8 @@ print(f"{DATA.describe()}: rows {ROW_NAMES}, seeds {SEEDS}")
 
 # %% [markdown]
 # ## Fine-tune every row
-# Cached runs (`duchdc_arm`): the base "DUC" run is shared with `duchdc_table1_protocol` and
-# `duchdc_table1_cell_noise`. Evaluation: whole held-out frames.
+# Cached runs (`duchdc_arm`): the base "DUC" run is shared with `duchdc_table1_downsampling`,
+# `duchdc_table1_protocol` and `duchdc_table1_cell_noise`. Evaluation: whole held-out frames.
 
 # %%
 runs = X.run_arms(REGIME, ROW_NAMES, SEEDS, jobs=JOBS, data=DATA)
@@ -109,38 +103,6 @@ table = X.table1_frame(runs, DATA)
 VALUES = ["mIoU", *DATA.thin_names, "thin mean", "boundary F"]
 KEYS = ["row", "DS", "ASPP", "augmentation", "cell"]
 table.groupby(KEYS, sort=False)[VALUES].agg(["mean", "sem"]).round(1)
-
-# %% [markdown]
-# ## The label-grid ceiling: what the output stride alone loses
-# No model: the held-out ground truth pooled to 1/DS and bilinearly upsampled back
-# (`X.label_grid_ceiling`), the best any prediction at that stride can score. DUC at DS 8
-# predicts on a stride-2 grid (cell 2) or at full resolution (cell 1); the bilinear head on the
-# stride-8 grid. The trained rows above sit far below these ceilings; where a ceiling is close to
-# 100 the stride cannot be what limits them.
-
-# %%
-CEILING = X.label_grid_ceiling(DATA, REGIME)
-print(CEILING.round(1).to_string(index=False))
-fig, ax = plt.subplots(figsize=(5.5, 3.2))
-for col in ("mIoU", "thin mean", "boundary F"):
-    ax.plot(CEILING["output stride"], CEILING[col], "o-", label=col)
-ax.set_xscale("log", base=2)
-ax.set_xticks(CEILING["output stride"], [str(s) for s in CEILING["output stride"]])
-ax.set_xlabel("output stride of the prediction grid")
-ax.set_ylabel("ceiling (%)")
-ax.legend(fontsize=8)
-ax.set_title(f"Label-grid ceiling, {DATA.describe()}", fontsize=9)
-plt.tight_layout()
-save_figure(fig, "duchdc", "table1_label_grid" + DATA.suffix, profile=profile, params=params, seeds=SEEDS,
-            started=STARTED, notes="The best score of a prediction at each output stride: held-out labels "
-                                   "pooled and bilinearly upsampled back (no model).")
-write_table(CEILING, "duchdc", "table1_label_grid" + DATA.suffix, profile=profile, params=params, seeds=SEEDS,
-            started=STARTED, by=["output stride"], value_cols=["mIoU", "thin mean", "boundary F"], floatfmt=".1f",
-            data_fingerprint=DATA.fingerprint(REGIME),
-            claims="the label-grid ceiling of each output stride (no model)",
-            notes=f"{DATA.describe()}: held-out labels as class shares pooled over s x s cells, bilinearly "
-                  "upsampled and argmaxed, scored against the full labels. 'thin mean': mean IoU of "
-                  f"{', '.join(DATA.thin_names)}; 'boundary F': 2-px tolerance.")
 
 # %% [markdown]
 # ## Paired differences
