@@ -77,15 +77,8 @@ from paperlib.duchdc import experiments as X
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 
 STARTED = time.time()
-
-
-def rows_or_none(v):
-    """None or a non-empty list of this notebook's row names (X.TABLE1_DOWNSAMPLING)"""
-    return v is None or (isinstance(v, (list, tuple)) and len(v) > 0 and all(r in X.TABLE1_DOWNSAMPLING for r in v))
-
-
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_none, "jobs": positive_or_none,
-           "rows": rows_or_none, "data_root": (str, type(None))}
+           "rows": X.rows_param(X.TABLE1_DOWNSAMPLING), "data_root": (str, type(None))}
 params = check_params({name: globals()[name] for name in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
 REGIME, SEEDS, JOBS = X.profile_setup(profile, seeds, jobs)

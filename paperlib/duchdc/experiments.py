@@ -641,6 +641,14 @@ def table_frame(rows: Sequence[dict], data: Data = WORLD, head_params=None) -> "
     return pd.DataFrame(out)
 
 
+def rows_param(names: Sequence[str]):
+    """The check of a Table 1 notebook's ``rows`` parameter: None or a non-empty list of ``names``."""
+    def check(v):
+        return v is None or (isinstance(v, (list, tuple)) and len(v) > 0 and all(r in names for r in v))
+    check.__doc__ = f"None or a non-empty list of this notebook's row names ({', '.join(names)})"
+    return check
+
+
 #: How Table 1's patch schemes read in its tables.
 SCHEMES = {"patch_random": "random crop", "fixed12": "12-fold", "jitter7": "7-fold", "random": "random scale + crop"}
 
