@@ -43,7 +43,7 @@ width = 8        # channel scale of the zoo models (None: the papers' size)
 epochs = None    # None: one full cycle of the crop sizes
 sizes = None     # None: 32..64 at smoke, 64..128 step 16 at cpu, 128..256 at gpu, 400..800 at paper
 images = None    # None: 8 at smoke, 16 at cpu, all otherwise
-rounds = None    # None: 1 at smoke, 2 otherwise
+rounds = None    # None: 1 at smoke, 4 otherwise (the claims need 4 paired rounds)
 
 # %%
 import time
@@ -63,7 +63,7 @@ sizes = sizes or {"smoke": [32, 48, 64], "cpu": [64, 80, 96, 112, 128],
                   "gpu": [128, 160, 192, 224, 256]}.get(profile, [400, 480, 560, 640, 720, 800])
 epochs = epochs or len(sizes)
 images = images or {"smoke": 8, "cpu": 16}.get(profile)
-rounds = rounds or (1 if small else 2)
+rounds = rounds or (1 if small else 4)
 
 # %%
 import pandas as pd
