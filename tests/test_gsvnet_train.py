@@ -140,6 +140,27 @@ def test_trained_pf_is_cached_and_shares_the_flow_pretraining(tmp_path, monkeypa
     assert len(list((tmp_path / "cache" / "flownet").glob("*.pt"))) == 1  # one flow pre-training for both variants
 
 
+def test_flow_pretraining_is_shared_across_keyframe_nets_and_takes_the_recipe(tmp_path, monkeypatch, clip):
+    """The flow role never sees the keyframe net: PF for two keyframe nets (``"key"`` differs)
+    shares one pre-training, which is the calibration's role for the same clips; another recipe is
+    another flow role and another PF."""
+    monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path))
+    key = torch.nn.Conv2d(3, 19, 1).eval()
+    kw = dict(steps=1, flow_steps=2, batch_size=1, interval=3, progress=False)
+    clips = {"world": "w", "clips": [0], "length": 3}
+    flows = lambda: sorted(p.name for p in (tmp_path / "cache" / "flownet").glob("*.pt"))  # noqa: E731
+    _, a = vtrain.trained_pf(key, [clip], {**clips, "key": "SN.pt"}, **kw)
+    _, b = vtrain.trained_pf(key, [clip], {**clips, "key": "BN.pt"}, **kw)
+    assert not a["cached"] and not b["cached"] and len(flows()) == 1
+    assert vtrain.pretrained_flownet(GSVNet().flownet, [clip], clips, 2, progress=False) == \
+        vtrain.pretrained_flownet(GSVNet().flownet, [clip], {**clips, "key": "any"}, 2, progress=False)
+    assert len(flows()) == 1
+    v2 = {"poly": True, "flip": True}
+    _, c = vtrain.trained_pf(key, [clip], {**clips, "key": "SN.pt"}, flow_recipe=v2, **kw)
+    assert not c["cached"] and len(flows()) == 2
+    assert vtrain.flow_recipe_key(None) == {} and vtrain.flow_recipe_key(v2) == {"recipe": v2}
+
+
 def _acc():
     """A hand-made accuracy frame like gsvnet_table1_accuracy's: one image curve (seed 0) and Ours
     (l = 1..5, two seeds), A-Lite and DIS for SN."""

@@ -190,51 +190,66 @@ def flow_epe(gsv: GSVNet, clips: Sequence, flows: Optional[Sequence] = None) -> 
     return total / max(n, 1)
 
 
+def _full_recipe(recipe: Optional[dict]) -> dict:
+    recipe = {**FLOW_RECIPE_V1, **(recipe or {})}
+    if set(recipe) != set(FLOW_RECIPE_V1):
+        raise ValueError(f"recipe: unknown option(s) {sorted(set(recipe) - set(FLOW_RECIPE_V1))}; "
+                         f"expected {sorted(FLOW_RECIPE_V1)}")
+    return recipe
+
+
+def flow_recipe_key(recipe: Optional[dict]) -> dict:
+    """The part of a cache key that names a flow pre-training recipe: ``{}`` for the first one
+    (``FLOW_RECIPE_V1``: roles made with it keep their keys), else ``{"recipe": <every option>}``."""
+    recipe = _full_recipe(recipe)
+    return {} if recipe == FLOW_RECIPE_V1 else {"recipe": recipe}
+
+
 def pretrained_flownet(flownet: nn.Module, clips: Sequence, cache_params: dict, flow_steps: int, *, seed: int = 0,
                        stride: int = 8, flow_width: int = 32, progress: bool = True,
                        recipe: Optional[dict] = None) -> list[float]:
     """Load into ``flownet`` (a ``LightFlowNet``) its pre-training on the clips' exact flow
     (``pretrain_flownet``, ``flow_steps`` steps; ``recipe`` its ``poly`` / ``flip`` options, default
     ``FLOW_RECIPE_V1``), cached by ``cache_params`` + these settings and shared by every propagation
-    model that uses the same flow net (PF variants, A-Lite). Returns the EPE per pre-training step
-    ([] when ``flow_steps`` is 0: nothing is loaded)."""
+    model that uses the same flow net (PF variants, A-Lite, every keyframe net, the calibration's
+    flow control). ``cache_params`` identifies the clips (world, clip indices, length); its
+    ``"key"`` entry, if any, is left out of the key: pre-training never sees the keyframe net.
+    Returns the EPE per pre-training step ([] when ``flow_steps`` is 0: nothing is loaded)."""
     if not flow_steps:
         return []
-    recipe = {**FLOW_RECIPE_V1, **(recipe or {})}
-    if set(recipe) != set(FLOW_RECIPE_V1):
-        raise ValueError(f"recipe: unknown option(s) {sorted(set(recipe) - set(FLOW_RECIPE_V1))}; "
-                         f"expected {sorted(FLOW_RECIPE_V1)}")
+    recipe = _full_recipe(recipe)
 
     def pretrain(net: nn.Module) -> dict:
         gsv = GSVNet(flow_width=flow_width, stride=stride)
         gsv.flownet = net
         return {"epe": pretrain_flownet(gsv, clips, flow_steps, seed=seed, progress=progress, **recipe)}
 
-    flow_params = {**cache_params, "flow_steps": flow_steps, "seed": seed, "stride": stride, "flow_width": flow_width}
-    if recipe != FLOW_RECIPE_V1:  # the first recipe's roles keep their keys
-        flow_params["recipe"] = recipe
+    flow_params = {**{k: v for k, v in cache_params.items() if k != "key"}, "flow_steps": flow_steps, "seed": seed,
+                   "stride": stride, "flow_width": flow_width, **flow_recipe_key(recipe)}
     return cached_module("flownet", flow_params, flownet, pretrain)[1]["epe"]
 
 
 def trained_pf(key: nn.Module, clips: Sequence, cache_params: dict, *, pf_options: Optional[dict] = None,
                steps: int = 200, flow_steps: int = 300, batch_size: int = 4, lr: float = 0.01, interval: int = 5,
-               seed: int = 0, distill_weight: float = 10.0, key_scale: float = 0.75,
+               seed: int = 0, distill_weight: float = 10.0, key_scale: float = 0.75, flow_recipe: Optional[dict] = None,
                progress: bool = True) -> tuple[GSVNet, dict]:
     """PF (``GSVNet(**pf_options)``) trained in two stages, cached by ``cache_params`` (which must
     identify ``key`` and ``clips``, e.g. the keyframe cache file and the clip indices) plus every
     argument here: (1) ``pretrain_flownet`` on the clips' exact flow for ``flow_steps``; (2)
     ``train_nonkey`` end-to-end (flow net included, no flow supervision; keyframe net frozen) for
     ``steps`` on sequences of 1..interval-1 steps, loss CE + ``distill_weight`` x KL to the keyframe
-    net on the labelled frame (the authors' code). Returns ``(pf in eval mode, info)``."""
+    net on the labelled frame (the authors' code). ``flow_recipe``: ``pretrain_flownet``'s options
+    (``pretrained_flownet``; the calibration's ``FLOW_RECIPES``). Returns ``(pf in eval mode, info)``."""
     from .loop import sample_sequences, train_nonkey
 
     opts = dict(pf_options or {})
     params = {**cache_params, "pf": opts, "steps": steps, "flow_steps": flow_steps, "batch_size": batch_size,
-              "lr": lr, "interval": interval, "seed": seed, "distill_weight": distill_weight, "key_scale": key_scale}
+              "lr": lr, "interval": interval, "seed": seed, "distill_weight": distill_weight, "key_scale": key_scale,
+              **flow_recipe_key(flow_recipe)}
 
     def make(pf: GSVNet) -> dict:
         epe = pretrained_flownet(pf.flownet, clips, cache_params, flow_steps, seed=seed, stride=opts.get("stride", 8),
-                                 flow_width=opts.get("flow_width", 32), progress=progress)
+                                 flow_width=opts.get("flow_width", 32), progress=progress, recipe=flow_recipe)
         losses = train_nonkey(pf, key, sample_sequences(clips, interval, batch_size, seed=seed), steps, lr=lr,
                               distill_weight=distill_weight, key_scale=key_scale, progress=progress)
         return {"flow_epe_last": float(np.mean(epe[-20:])) if epe else None, "loss_first": float(np.mean(losses[:10])),
