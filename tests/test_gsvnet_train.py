@@ -161,6 +161,21 @@ def test_flow_pretraining_is_shared_across_keyframe_nets_and_takes_the_recipe(tm
     assert vtrain.flow_recipe_key(None) == {} and vtrain.flow_recipe_key(v2) == {"recipe": v2}
 
 
+def test_a_recorded_curve_leaves_the_trained_weights_alone(tmp_path, monkeypatch, clip):
+    """PF trained with a held-out curve (every step here) ends with the weights of the same run
+    without it; the curve holds one avg / min mIoU per recorded step."""
+    monkeypatch.setenv("PAPERLIB_DATA", str(tmp_path))
+    key = torch.nn.Sequential(torch.nn.Conv2d(3, 19, 1), torch.nn.BatchNorm2d(19)).eval()
+    kw = dict(steps=3, flow_steps=1, batch_size=1, interval=3, progress=False)
+    plain, info = vtrain.trained_pf(key, [clip], {"toy": 1}, **kw)
+    curve = vtrain.Curve([clip], ids=[0], label_index=2, interval=3, every=1)
+    rec, rinfo = vtrain.trained_pf(key, [clip], {"toy": 1}, curve=curve, **kw)
+    assert not rinfo["cached"] and "curve" not in info
+    assert [s for s, _ in rinfo["curve"]] == [1, 2, 3] and len(rinfo["curve_min"]) == 3
+    assert all(0 <= m <= 100 for _, m in rinfo["curve"] + rinfo["curve_min"])
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), rec.state_dict().values()))
+
+
 def _acc():
     """A hand-made accuracy frame like gsvnet_table1_accuracy's: one image curve (seed 0) and Ours
     (l = 1..5, two seeds), A-Lite and DIS for SN."""

@@ -14,8 +14,8 @@ from .gsvnet import (GSVNet, GuidedSVConv, GuidingNetwork, IdealDelayKernels, In
 from .loop import (KeyframeSegmenter, evaluate_intervals, flow_tensor, frame_tensor, interval_metrics, interval_pairs,
                    keyframe_schedule, keyframe_step, miou_by_position, nonkey_loss, propagate, sample_sequences,
                    segment_video, save_overlay_video, train_nonkey, write_overlay_video)
-from .train import (VideoSetup, cached_module, flow_epe, keyframe_cache_path, pretrain_flownet, pretrained_flownet,
-                    pretrained_keyframe, trained_pf, video_setup)
+from .train import (Curve, VideoSetup, cached_module, flow_epe, keyframe_cache_path, pretrain_flownet,
+                    pretrained_flownet, pretrained_keyframe, trained_pf, video_setup)
 from .alite import ALite, KeyframeFeatures, alite_complexity, trained_alite
 
 __all__ = [
@@ -29,7 +29,7 @@ __all__ = [
     "miou_by_position", "nonkey_loss", "propagate", "sample_sequences", "save_overlay_video", "segment_video", "train_nonkey",
     "write_overlay_video",
     # train
-    "VideoSetup", "cached_module", "flow_epe", "keyframe_cache_path", "pretrain_flownet", "pretrained_flownet",
+    "Curve", "VideoSetup", "cached_module", "flow_epe", "keyframe_cache_path", "pretrain_flownet", "pretrained_flownet",
     "pretrained_keyframe", "trained_pf", "video_setup",
     # alite
     "ALite", "KeyframeFeatures", "alite_complexity", "trained_alite",

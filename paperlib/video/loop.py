@@ -16,7 +16,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -306,13 +306,14 @@ def train_nonkey(gsv: GSVNet, key_model: nn.Module, batches: Iterable[dict], ste
                  lr_decay: float = 0.992, decay_every: int = 100, key_scale: float = 0.75,
                  class_weights: Optional[torch.Tensor] = None, distill_weight: float = 10.0,
                  flow_weight: float = 0.0, train_flow: bool = True, device=None,
-                 progress: bool = True) -> list[float]:
+                 on_step: Optional[Callable[[int], None]] = None, progress: bool = True) -> list[float]:
     """Train PF end-to-end with the keyframe network frozen (Sec. 4.1: SGD, momentum 0.9, lr
     0.002 x 0.992 every 100 iterations, weight decay 5e-4). ``batches`` yields dicts as
     ``sample_sequences`` does. The flow net learns without flow supervision, through the loss on
     the warped segmentation, as in the paper (``train_flow=False`` freezes it); with batches that
     carry exact ``flows`` and ``flow_weight > 0`` it is also supervised by their end-point error
-    (see ``nonkey_loss``). Returns the losses."""
+    (see ``nonkey_loss``). ``on_step(i)`` runs after optimizer step i (1-based), e.g. a held-out
+    evaluation (it must leave the modules' modes as it found them). Returns the losses."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     key = _as_key(key_model, key_scale, gsv.stride).eval()
@@ -338,6 +339,8 @@ def train_nonkey(gsv: GSVNet, key_model: nn.Module, batches: Iterable[dict], ste
         sched.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if on_step is not None:
+            on_step(len(losses))
     return losses
 
 

@@ -229,35 +229,80 @@ def pretrained_flownet(flownet: nn.Module, clips: Sequence, cache_params: dict, 
     return cached_module("flownet", flow_params, flownet, pretrain)[1]["epe"]
 
 
+@dataclass
+class Curve:
+    """A held-out curve recorded while PF (or A-Lite) trains end-to-end: every ``every`` steps,
+    ``evaluate_intervals`` at ``interval`` on ``clips`` (labelled at ``label_index``) gives the avg
+    and min mIoU (%). ``ids`` names the clips in the cache key (e.g. their world indices). The
+    evaluation draws no random numbers and restores the training mode, so the trained weights are
+    those of a run without it; the curve is the plateau check of the training budget."""
+    clips: Sequence
+    ids: Sequence
+    label_index: int
+    interval: int = 5
+    every: int = 100
+
+    def key(self) -> dict:
+        return {"ids": list(self.ids), "label_index": self.label_index, "interval": self.interval, "every": self.every}
+
+    def recorder(self, key: nn.Module, net: nn.Module, key_scale: float) -> tuple[Callable[[int], None], dict]:
+        """``(on_step for train_nonkey, {"curve": [[step, avg]], "curve_min": [[step, min]]})``."""
+        from .loop import evaluate_intervals
+        out = {"curve": [], "curve_min": []}
+
+        def on_step(i: int) -> None:
+            if i % self.every == 0:
+                r = evaluate_intervals(self.clips, key, net, self.interval, label_index=self.label_index,
+                                       key_scale=key_scale, progress=False)
+                out["curve"].append([i, 100 * r["avg_miou"]])
+                out["curve_min"].append([i, 100 * r["min_miou"]])
+        return on_step, out
+
+
 def trained_pf(key: nn.Module, clips: Sequence, cache_params: dict, *, pf_options: Optional[dict] = None,
                steps: int = 200, flow_steps: int = 300, batch_size: int = 4, lr: float = 0.01, interval: int = 5,
                seed: int = 0, distill_weight: float = 10.0, key_scale: float = 0.75, flow_recipe: Optional[dict] = None,
-               progress: bool = True) -> tuple[GSVNet, dict]:
+               curve: Optional[Curve] = None, progress: bool = True) -> tuple[GSVNet, dict]:
     """PF (``GSVNet(**pf_options)``) trained in two stages, cached by ``cache_params`` (which must
     identify ``key`` and ``clips``, e.g. the keyframe cache file and the clip indices) plus every
     argument here: (1) ``pretrain_flownet`` on the clips' exact flow for ``flow_steps``; (2)
     ``train_nonkey`` end-to-end (flow net included, no flow supervision; keyframe net frozen) for
     ``steps`` on sequences of 1..interval-1 steps, loss CE + ``distill_weight`` x KL to the keyframe
     net on the labelled frame (the authors' code). ``flow_recipe``: ``pretrain_flownet``'s options
-    (``pretrained_flownet``; the calibration's ``FLOW_RECIPES``). Returns ``(pf in eval mode, info)``."""
-    from .loop import sample_sequences, train_nonkey
-
+    (``pretrained_flownet``; the calibration's ``FLOW_RECIPES``). ``curve``: record a held-out
+    ``Curve`` during (2) into ``info`` (a curve-recording run is its own role; same weights).
+    Returns ``(pf in eval mode, info)``."""
     opts = dict(pf_options or {})
     params = {**cache_params, "pf": opts, "steps": steps, "flow_steps": flow_steps, "batch_size": batch_size,
               "lr": lr, "interval": interval, "seed": seed, "distill_weight": distill_weight, "key_scale": key_scale,
-              **flow_recipe_key(flow_recipe)}
+              **flow_recipe_key(flow_recipe), **({"curve": curve.key()} if curve else {})}
 
     def make(pf: GSVNet) -> dict:
         epe = pretrained_flownet(pf.flownet, clips, cache_params, flow_steps, seed=seed, stride=opts.get("stride", 8),
                                  flow_width=opts.get("flow_width", 32), progress=progress, recipe=flow_recipe)
-        losses = train_nonkey(pf, key, sample_sequences(clips, interval, batch_size, seed=seed), steps, lr=lr,
-                              distill_weight=distill_weight, key_scale=key_scale, progress=progress)
-        return {"flow_epe_last": float(np.mean(epe[-20:])) if epe else None, "loss_first": float(np.mean(losses[:10])),
-                "loss_last": float(np.mean(losses[-10:]))}
+        return nonkey_training(pf, key, clips, epe, steps=steps, batch_size=batch_size, lr=lr, interval=interval,
+                               seed=seed, distill_weight=distill_weight, key_scale=key_scale, curve=curve,
+                               progress=progress)
 
     torch.manual_seed(seed)
     pf, info = cached_module("pf", params, GSVNet(**opts), make)
     return pf.eval(), info
+
+
+def nonkey_training(net: nn.Module, key: nn.Module, clips: Sequence, flow_epe: Sequence[float], *, steps: int,
+                    batch_size: int, lr: float, interval: int, seed: int, distill_weight: float, key_scale: float,
+                    curve: Optional[Curve] = None, progress: bool = True) -> dict:
+    """Stage (2) of ``trained_pf`` / ``alite.trained_alite``: ``train_nonkey`` on
+    ``sample_sequences(clips)``, recording ``curve`` if given. Returns the role's info: the flow
+    net's last pre-training EPE (``flow_epe``: its EPE per step), the first and last losses, and
+    the curve."""
+    from .loop import sample_sequences, train_nonkey
+
+    on_step, recorded = curve.recorder(key, net, key_scale) if curve else (None, {})
+    losses = train_nonkey(net, key, sample_sequences(clips, interval, batch_size, seed=seed), steps, lr=lr,
+                          distill_weight=distill_weight, key_scale=key_scale, on_step=on_step, progress=progress)
+    return {"flow_epe_last": float(np.mean(flow_epe[-20:])) if flow_epe else None,
+            "loss_first": float(np.mean(losses[:10])), "loss_last": float(np.mean(losses[-10:])), **recorded}
 
 
 @dataclass
