@@ -192,5 +192,10 @@ def test_video_setup_keeps_the_notebooks_cache_keys(monkeypatch):
     assert s.cache["SN"] == {"key": vtrain.keyframe_cache_path(old).name, "world": s.world.params(), "clips": [0],
                              "length": 2}
     assert s.val_idx == [1000] and len(s.train_clips) == len(s.val_clips) == 1 and len(s.val_clips[0].frames) == 2
+    from paperlib.video import calibration as C
+    s6 = vtrain.video_setup("smoke", {"SN": "swiftnet_resnet18"}, key_width=8, key_steps=12, train_clips=1,
+                            val_clips=1, length=2, key_points=C.KEY_POINTS)  # the calibration's curve-recording role
+    assert made[-1].eval_every == 2 and s6.cache["SN"]["key"] == vtrain.keyframe_cache_path(
+        C.keyframe_config("smoke", "swiftnet_resnet18", 8, 12, tag="other")).name != s.cache["SN"]["key"]
     with pytest.raises(ValueError, match="key_models"):
         vtrain.video_setup("smoke", {}, key_width=8, key_steps=1, train_clips=1, val_clips=1, length=2)

@@ -142,13 +142,17 @@ def plateau_gain(curve: Sequence[Sequence[float]]) -> float:
 
 
 # --- the trained roles --------------------------------------------------------------------------
-def keyframe_config(profile: str, model: str, width: int | None, steps: int, points: int = 6,
+#: Held-out evaluations along a keyframe net's training (its plateau check): the calibration's
+#: keyframe roles, which ``train.video_setup(key_points=KEY_POINTS)`` loads for the claim notebooks.
+KEY_POINTS = 6
+
+
+def keyframe_config(profile: str, model: str, width: int | None, steps: int, points: int = KEY_POINTS,
                     domain: str = "city_a", tag: str = "key"):
-    """The ``TrainConfig`` of a keyframe network as ``train.video_setup`` builds it, evaluated
-    ``points`` times during training (the held-out curve of the plateau check)."""
-    from ..config import config_from_params
-    return config_from_params(profile, model=model, model_width=width, steps=steps, world_domain=domain,
-                              name=f"gsvnet_key_{tag}", progress=False, eval_every=max(steps // max(points, 1), 1))
+    """The ``TrainConfig`` of a keyframe network evaluated ``points`` times during training (the
+    held-out curve of the plateau check): ``train.keyframe_config``."""
+    from .train import keyframe_config as config
+    return config(profile, model, width, steps, points=points, domain=domain, tag=tag)
 
 
 def keyframe_curve(cfg) -> dict:

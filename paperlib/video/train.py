@@ -53,6 +53,17 @@ def _keyframe_config(cfg) -> dict:
     return {"config": out, "version": KEYFRAME_VERSION}
 
 
+def keyframe_config(profile: str, model: str, width: Optional[int], steps: int, *, points: Optional[int] = None,
+                    domain: str = "city_a", tag: str = "key"):
+    """The ``TrainConfig`` of a GSVNet keyframe network on the world ``domain`` (registry name
+    ``model`` at ``width``, ``steps`` steps, the profile's recipe); ``points``: evaluated that many
+    times on the held-out split during training (a curve-recording run: another role)."""
+    from paperlib.config import config_from_params
+    extra = {"eval_every": max(steps // points, 1)} if points else {}
+    return config_from_params(profile, model=model, model_width=width, steps=steps, world_domain=domain,
+                              name=f"gsvnet_key_{tag}", progress=False, **extra)
+
+
 def keyframe_cache_path(cfg) -> Path:
     """Where ``pretrained_keyframe(cfg)`` keeps its weights."""
     from paperlib.cache import role_path
@@ -321,15 +332,16 @@ class VideoSetup:
 
 
 def video_setup(profile: str, key_models: dict, *, key_width: Optional[int], key_steps: int, train_clips: int,
-                val_clips: int, length: int, domain: str = "city_a", progress: bool = False) -> VideoSetup:
+                val_clips: int, length: int, domain: str = "city_a", key_points: Optional[int] = None,
+                progress: bool = False) -> VideoSetup:
     """The keyframe networks and clips of the GSVNet notebooks, built the same way everywhere.
 
     ``key_models``: tag -> registry name (e.g. ``{"SN": "swiftnet_resnet18"}``); each is trained once
     on the world ``domain`` at ``profile`` (``pretrained_keyframe``, width ``key_width``, ``key_steps``
     steps, cached). Clips of ``length`` frames at the profile's world size: training clips are world
     clips 0..``train_clips``-1 (the keyframe nets saw at most their frame 19), evaluation clips start
-    at index 1000, disjoint from every exported split."""
-    from paperlib.config import config_from_params
+    at index 1000, disjoint from every exported split. ``key_points``: load the keyframe roles
+    that recorded that many held-out points (the calibration's, ``calibration.KEY_POINTS``)."""
     from paperlib.data.synthetic import SyntheticWorld
     from paperlib.profiles import get_profile
 
@@ -342,8 +354,7 @@ def video_setup(profile: str, key_models: dict, *, key_width: Optional[int], key
     train_idx, val_idx = list(range(train_clips)), list(range(1000, 1000 + val_clips))
     keys, info, cache = {}, {}, {}
     for tag, reg in key_models.items():
-        cfg = config_from_params(profile, model=reg, model_width=key_width, steps=key_steps, world_domain=domain,
-                                 name=f"gsvnet_key_{tag}", progress=False)
+        cfg = keyframe_config(profile, reg, key_width, key_steps, points=key_points, domain=domain, tag=tag)
         keys[tag], info[tag] = pretrained_keyframe(cfg, progress=progress)
         cache[tag] = {"key": keyframe_cache_path(cfg).name, "world": world.params(), "clips": train_idx,
                       "length": length}
