@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from .base import IGNORE_INDEX, DatasetError, Sample, SegDataset, apply_lut, make_lut
-from .labels import CITYSCAPES_CLASSES, CITYSCAPES_ID_TO_TRAINID
+from .labels import CAMVID_CLASSES, CITYSCAPES_CLASSES, CITYSCAPES_ID_TO_TRAINID
 
 __all__ = ["Cityscapes", "CamVid", "KittiSemantics", "MapillaryVistas", "BDD100K", "PascalVOC",
            "DATASETS", "build_dataset", "cityscapes_snippet", "cityscapes_sequences",
@@ -227,8 +227,7 @@ class Cityscapes(_LutLabels, SegDataset):
 
 
 # --- CamVid ---------------------------------------------------------------------------------
-CAMVID_CLASSES = ("sky", "building", "pole", "road", "sidewalk", "tree", "sign/symbol", "fence",
-                  "car", "pedestrian", "bicyclist")
+# CAMVID_CLASSES lives in .labels (beside the Cityscapes -> CamVid grouping) and is re-exported.
 
 
 class CamVid(_LutLabels, SegDataset):

@@ -2,7 +2,8 @@
 
 ``city_a`` is the source domain, ``city_b`` the target domain of the transfer experiments,
 ``city_c`` a third (far) domain, ``city_fine`` the domain whose clips carry the 32-class fine
-labels by default (new-class transfer; any domain can produce them with ``fine_labels=True``).
+labels by default (new-class transfer; any domain can produce them with ``fine_labels=True``),
+``camvid`` the world styled as CamVid (GSVNet's CamVid video rows: real CamVid has no video).
 
 ========== ============================== ================================================
 domain      look                           content
@@ -17,7 +18,17 @@ city_c      foggy dusk, warm light, haze   suburb: low houses, hedges, lawns, wi
                                            sparse traffic, more trucks
 city_fine   bright, white/ochre, yellow    taxis, vans, scooters common; the default
             taxis                          fine-label domain
+camvid      Cambridge (UK) daylight: pale  2-4 storey terraces, single lane each way,
+            hazy sky, buff/red brick,      narrow pavements, many cyclists, fewer
+            light asphalt, no hood         pedestrians than city_a, buses, no trams
 ========== ============================== ================================================
+
+Being CamVid-styled (:data:`CAMVID_STYLED`) is a property of the domain *name*, like
+:data:`FINE_BY_DEFAULT`, not a ``Domain`` field (the fields feed every world's cache keys): such
+a domain's clips still carry Cityscapes train ids (map them with
+``paperlib.data.labels.to_camvid``), ``paperlib.data.export_world`` writes it in CamVid's
+SegNet layout with 11 classes, and :data:`CAMVID_SIZE` is CamVid's frame size. What the knobs
+cannot express is left as is: traffic still keeps to the right (Cambridge drives on the left).
 """
 from __future__ import annotations
 
@@ -185,10 +196,41 @@ DOMAINS: dict[str, Domain] = {
                      "pickup": 0.04, "bus": 0.04},
         tram=0.04, speed=(3.0, 11.0),
     ),
+    "camvid": Domain(
+        name="camvid", code=505,
+        sky_top=(126, 160, 204), sky_horizon=(206, 216, 228), clouds=0.55,
+        cloud_color=(226, 228, 232),
+        asphalt=(112, 110, 112), sidewalk=(150, 146, 140), curb=(170, 168, 162),
+        grass=(92, 130, 60), gravel=(146, 134, 112), marking=(224, 224, 216),
+        buildings=((206, 186, 144), (190, 170, 130), (152, 84, 64), (176, 108, 80),
+                   (226, 222, 210), (170, 160, 150)),
+        glass=(66, 80, 96), wall=(186, 166, 128), fence=(80, 84, 80),
+        tree=(62, 98, 46), hedge=(50, 88, 42),
+        cars=((30, 30, 34), (196, 196, 200), (120, 124, 130), (30, 50, 100), (130, 26, 30),
+              (226, 226, 226), (60, 72, 64)),
+        taxi=(30, 30, 30),
+        clothes=((36, 36, 44), (110, 30, 40), (40, 64, 120), (180, 170, 150), (90, 90, 90),
+                 (30, 80, 56)),
+        light=(0.96, 0.97, 0.98), contrast=0.9, shade=0.78,
+        camera_height=1.3, hood=False,
+        lanes=(1, 1), lane_width=(3.0, 3.4), parking_lane=0.45, sidewalk_width=(2.0, 4.0),
+        verge=0.3, building_height=(8.0, 15.0), setback=(0.0, 2.0),
+        parked=6.0, traffic=2.5, oncoming=3.0, pedestrians=16.0, cyclists=2.5,
+        motorcycles=0.3, parked_bicycles=8.0, trees=10.0,
+        vehicle_mix={"sedan": 0.74, "van": 0.14, "taxi": 0.02, "box_truck": 0.03,
+                     "pickup": 0.02, "bus": 0.05},
+        tram=0.0, speed=(3.0, 11.0),
+    ),
 }
 
 #: Domains whose clips carry fine labels unless told otherwise.
 FINE_BY_DEFAULT = frozenset({"city_fine"})
+
+#: Domains styled as CamVid: exported in CamVid's SegNet layout with its 11 classes.
+CAMVID_STYLED = frozenset({"camvid"})
+
+#: CamVid's frame size (H, W) in the SegNet release (the raw video is 720x960).
+CAMVID_SIZE: tuple[int, int] = (360, 480)
 
 
 def get_domain(name: str) -> Domain:

@@ -33,6 +33,27 @@ Void pixels get labelId 0 ('unlabeled'), except the ego-vehicle hood, which gets
 ('ego vehicle') as in Cityscapes; both decode to train id 255. The labelled frame's gtFine is
 the annotation of ``annotate(clip, 'cityscapes', noise_px)`` (clean for ``noise_px=0``).
 
+With ``layout="camvid"`` (what ``paperlib.data.export_world`` uses for CamVid-styled domains,
+``domains.CAMVID_STYLED``) the same snippets are written in the SegNet release's CamVid layout,
+which ``paperlib.data.datasets.CamVid`` reads (``<name>`` = ``<city>_<seq>_<frame>.png``):
+
+=====================================================================  ==========================
+``<split>/<name>``                                                     labelled frame (19), RGB
+``<split>annot/<name>``                                                uint8 CamVid ids 0..10,
+                                                                       11 void: the annotation
+                                                                       mapped by
+                                                                       ``labels.to_camvid``
+``<split>.txt``                                                        ``/SegNet/CamVid/<split>/
+                                                                       <name> /SegNet/CamVid/
+                                                                       <split>annot/<name>``
+``synthetic_world.json``                                             the stamp (parameters)
+=====================================================================  ==========================
+
+CamVid's release has no video, no coarse labels and no flow, so ``sequence``, ``flow``,
+``coarse``, ``coarse_extra`` and fine labels are refused there (``ValueError``): for video, call
+``world.clip(i)`` and map its labels with ``paperlib.data.labels.to_camvid``. Split names must
+be CamVid's (train, val, test).
+
 The export is atomic (written into a temporary sibling folder, then renamed) and idempotent:
 if ``root`` holds a stamp with the same parameters nothing is written.
 """
@@ -47,7 +68,8 @@ import cv2
 import numpy as np
 
 from paperlib.atomic import remove_stale_temp_dirs
-from paperlib.data.labels import CITYSCAPES_PALETTE, CITYSCAPES_TRAINID_TO_ID, IGNORE_INDEX
+from paperlib.data.labels import (CAMVID_VOID, CITYSCAPES_PALETTE, CITYSCAPES_TRAINID_TO_ID,
+                                  IGNORE_INDEX, to_camvid)
 from paperlib.progress import tqdm
 
 from .annotate import annotate
@@ -56,6 +78,8 @@ from .world import SyntheticWorld
 
 STAMP = "synthetic_world.json"
 FORMAT_VERSION = 1
+LAYOUTS = ("cityscapes", "camvid")
+CAMVID_SPLITS = ("train", "val", "test")
 LABELLED = 19
 EGO_VEHICLE_ID = 1
 
@@ -104,6 +128,13 @@ def color_png(train: np.ndarray) -> np.ndarray:
     return rgba
 
 
+def camvid_label_ids(train: np.ndarray) -> np.ndarray:
+    """Train ids -> the uint8 ids CamVid's SegNet release stores: ``to_camvid``, void -> 11."""
+    ids = to_camvid(np.asarray(train, np.uint8))
+    ids[ids == IGNORE_INDEX] = CAMVID_VOID
+    return ids
+
+
 def _gt(folder: Path, stem: str, kind: str, train, instances, hood) -> None:
     lid = label_ids(train, hood)
     _write_png(folder / f"{stem}_{kind}_labelIds.png", lid)
@@ -114,20 +145,26 @@ def _gt(folder: Path, stem: str, kind: str, train, instances, hood) -> None:
 
 def export(world: SyntheticWorld, root: str | os.PathLike, layout: str = "cityscapes",
            splits: dict[str, int] | None = None, length: int = 30, noise_px: float = 0.0,
-           coarse: bool = False, coarse_extra: int = 0, flow: bool = False, sequence: bool = True,
+           coarse: bool = False, coarse_extra: int = 0, flow: bool = False, sequence: bool | None = None,
            city: str | None = None, seed: int = 0, overwrite: bool = False,
            progress: bool = True) -> Path:
     """Render ``splits`` (split -> number of snippets) of ``world`` into ``root`` (see module doc).
 
+    ``layout``: ``"cityscapes"`` or ``"camvid"``. ``sequence`` (all frames of each snippet)
+    defaults to True for Cityscapes' layout and False for CamVid's (which has no video).
     Snippets get consecutive clip indices across splits in the given order (train 0..n-1, val
     n..), so splits never share a clip. Returns ``root``. Raises ``ValueError`` if ``root``
     exists with different content and ``overwrite`` is False.
     """
-    if layout != "cityscapes":
-        raise ValueError(f"unknown layout {layout!r}; only 'cityscapes' is supported")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+    if sequence is None:
+        sequence = layout == "cityscapes"
     splits = {"train": 2, "val": 1} if splits is None else dict(splits)
     if any(int(n) < 0 for n in splits.values()) or "train_extra" in splits:
         raise ValueError(f"splits must map split names (not train_extra) to counts >= 0, got {splits}")
+    if layout == "camvid":
+        _check_camvid_options(world, splits, sequence, flow, coarse, coarse_extra)
     if length < LABELLED + 1:
         raise ValueError(f"length must be >= {LABELLED + 1} (frame {LABELLED} is labelled), got {length}")
     root = Path(root)
@@ -153,9 +190,16 @@ def export(world: SyntheticWorld, root: str | os.PathLike, layout: str = "citysc
     jobs += [("train_extra", i) for i in range(int(coarse_extra))]
     try:
         index = 0
+        lists: dict[str, list[str]] = {s: [] for s in splits}
         for split, _ in tqdm(jobs, desc=f"export {world.domain}", disable=not progress, unit="snippet"):
-            _snippet(world, tmp, split, index, city, length, noise_px, coarse, flow, sequence, seed)
+            if layout == "camvid":
+                lists[split].append(
+                    _camvid_snippet(world, tmp, split, index, city, length, noise_px, seed))
+            else:
+                _snippet(world, tmp, split, index, city, length, noise_px, coarse, flow, sequence, seed)
             index += 1
+        if layout == "camvid":
+            _camvid_lists(tmp, lists)
         if world.fine_labels:
             (tmp / "fine_classes.json").write_text(json.dumps(
                 {"classes": list(FINE_CLASSES), "to_cityscapes": FINE_TO_CITYSCAPES}, indent=1))
@@ -209,3 +253,46 @@ def _snippet(world, tmp: Path, split: str, index: int, city: str, length: int, n
             if f > 0:
                 np.save(folder / f"{name}_flowBw.npy", clip.flow_bw[f - 1])
                 _write_png(folder / f"{name}_validBw.png", clip.valid_bw[f - 1].astype(np.uint8) * 255)
+
+
+# --- CamVid's SegNet layout -----------------------------------------------------------------
+def _check_camvid_options(world, splits: dict, sequence: bool, flow: bool, coarse: bool,
+                          coarse_extra: int) -> None:
+    """``ValueError`` naming the first option CamVid's SegNet layout has no place for."""
+    bad = [s for s in splits if s not in CAMVID_SPLITS]
+    if bad:
+        raise ValueError(f"splits {bad} are not CamVid split names; layout='camvid' takes "
+                         f"{list(CAMVID_SPLITS)}")
+    for name, value in (("sequence", sequence), ("flow", flow), ("coarse", coarse),
+                        ("coarse_extra", coarse_extra)):
+        if value:
+            raise ValueError(f"{name}={value!r} is not supported with layout='camvid' (CamVid's "
+                             "release has only the labelled frames); for video use "
+                             "world.clip(i) and paperlib.data.labels.to_camvid, or "
+                             "layout='cityscapes'")
+    if world.fine_labels:
+        raise ValueError("a world with fine_labels=True cannot be exported with layout='camvid' "
+                         "(the layout holds the 11 CamVid classes only); build the world with "
+                         "fine_labels=False")
+
+
+def _camvid_snippet(world, tmp: Path, split: str, index: int, city: str, length: int,
+                    noise_px: float, seed: int) -> str:
+    """Write clip ``index``'s labelled frame and its CamVid annotation (the Cityscapes export's
+    annotation, same noise, through ``camvid_label_ids``); returns the file name."""
+    clip = world.clip(index, length, flow=False, only=[LABELLED])
+    name = f"{city}_{index:06d}_{LABELLED:06d}.png"
+    _write_png(tmp / split / name, clip.frames[LABELLED])
+    ann = annotate(clip, "cityscapes", noise_px=noise_px, seed=seed)
+    _write_png(tmp / f"{split}annot" / name, camvid_label_ids(ann.labels[0]))
+    return name
+
+
+def _camvid_lists(tmp: Path, lists: dict[str, list[str]]) -> None:
+    """``<split>.txt`` with the release's ``/SegNet/CamVid/`` prefixes; every split gets its
+    folders, even an empty one, so the reader finds them."""
+    for split, names in lists.items():
+        (tmp / split).mkdir(parents=True, exist_ok=True)
+        (tmp / f"{split}annot").mkdir(parents=True, exist_ok=True)
+        lines = [f"/SegNet/CamVid/{split}/{n} /SegNet/CamVid/{split}annot/{n}\n" for n in names]
+        (tmp / f"{split}.txt").write_text("".join(lines))
