@@ -216,3 +216,145 @@ def table1_frame(acc: pd.DataFrame, names: Mapping[str, tuple], fps_col: str, ke
                    "min_miou": r.min_miou, fps_col: getattr(r, fps_col), "GMACs_avg_1024x2048": r.GMACs_avg_1024x2048,
                    "key_params_MB": key_mb[r.key], "nonkey_params_MB": nonkey_mb if r.kind == "video" else np.nan})
     return pd.DataFrame(t1)
+
+
+# --- the regime (issue #20): one set of sizes, roles and budgets for every GSVNet notebook -------
+#: Sizes, trained roles and budgets per profile, shared by the calibration's PF section and the
+#: claim notebooks (Tables 1, 3, 4), so that every notebook loads the same cached roles:
+#:
+#: - ``key_*``: the keyframe nets (``train.keyframe_config``; ``key_points`` held-out evaluations
+#:   during training: the calibration's curve-recording roles, at a plateau there);
+#: - ``flow_steps`` / ``flow_recipe`` / ``train_clips``: the flow net O's pre-training on exact
+#:   flow (``calibration.FLOW_RECIPES``; shared by PF for every keyframe net and A-Lite);
+#: - ``pf_steps``: PF / A-Lite end-to-end steps per seed, with a held-out ``Curve`` every
+#:   ``curve_every`` steps (the plateau check); ``batch``: sequences per step;
+#: - ``val_clips`` x ``length``: the evaluation clips (labelled frame ``length - 1``).
+#:
+#: cpu: chosen on the calibration's controls only (``gsvnet_calibration``): the keyframe nets of
+#: its plateau check (3000 steps, width 16), O pre-trained 3000 steps with recipe ``flow_recipe``.
+REGIMES = {
+    "smoke": dict(key_width=8, key_steps=10, key_points=None, train_clips=2, val_clips=2, length=6, flow_steps=3,
+                  flow_recipe="v1", pf_steps=4, curve_every=2, batch=2, seeds=2, repeats=1, video_len=6),
+    "cpu": dict(key_width=16, key_steps=3000, key_points=6, train_clips=96, val_clips=16, length=12, flow_steps=3000,
+                flow_recipe="v2", pf_steps=2000, curve_every=250, batch=4, seeds=4, repeats=5, video_len=30),
+    "gpu": dict(key_width=None, key_steps=4000, key_points=None, train_clips=128, val_clips=64, length=20,
+                flow_steps=2000, flow_recipe="v1", pf_steps=3000, curve_every=500, batch=8, seeds=4, repeats=10,
+                video_len=60),
+}
+REGIMES["paper"] = REGIMES["gpu"]
+
+#: The keyframe networks of Table 1 (tag -> (label, registry name)).
+KEY_NETS = {"SN": ("SwiftNet-R18", "swiftnet_resnet18"), "BN": ("BiSeNet-R18", "bisenet_resnet18")}
+
+#: The longest keyframe interval evaluated (Fig. A5: l = 1..5); one evaluation at it holds every shorter one.
+MAX_L = 5
+
+#: A PF / A-Lite run is *collapsed* (a failed run: reported, never averaged) when its held-out avg
+#: mIoU at l = MAX_L is more than this many points below the median of the other seeds of the same
+#: role. Declared before the regime's first claim run (issue #20: one BiSeNet-keyframe seed fell
+#: 4.6 points below its sibling at l = 2 in the 100-step regime).
+COLLAPSE_MARGIN = 5.0
+
+
+def regime(profile: str, **overrides) -> dict:
+    """``REGIMES[profile]`` with ``overrides`` (None values ignored); unknown names raise."""
+    if profile not in REGIMES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(REGIMES)}")
+    R = dict(REGIMES[profile])
+    unknown = set(overrides) - set(R)
+    if unknown:
+        raise ValueError(f"unknown regime setting(s) {sorted(unknown)}; expected some of {sorted(R)}")
+    R.update({k: v for k, v in overrides.items() if v is not None})
+    return R
+
+
+def regime_setup(profile: str, R: dict, key_nets: Mapping[str, tuple] = KEY_NETS, domain: str = "city_a",
+                 progress: bool = False):
+    """``train.video_setup`` with the regime's keyframe nets and clips."""
+    from .train import video_setup
+    return video_setup(profile, {tag: reg for tag, (_, reg) in key_nets.items()}, key_width=R["key_width"],
+                       key_steps=R["key_steps"], key_points=R["key_points"], train_clips=R["train_clips"],
+                       val_clips=R["val_clips"], length=R["length"], domain=domain, progress=progress)
+
+
+def _recipe(R: dict):
+    from .calibration import FLOW_RECIPES
+    return FLOW_RECIPES[R["flow_recipe"]]["recipe"]
+
+
+def regime_curve(setup, R: dict):
+    """The held-out ``train.Curve`` every regime PF / A-Lite run records (None without ``curve_every``)."""
+    from .train import Curve
+    if not R.get("curve_every"):
+        return None
+    return Curve(setup.val_clips, setup.val_idx, label_index=R["length"] - 1, interval=MAX_L, every=R["curve_every"])
+
+
+def regime_pf(setup, R: dict, tag: str, seed: int, pf_options: Mapping | None = None):
+    """PF for keyframe net ``tag`` and ``seed`` trained as the regime says (``train.trained_pf``,
+    cached): ``(pf, info)``."""
+    from .train import trained_pf
+    return trained_pf(setup.keys[tag], setup.train_clips, setup.cache[tag], pf_options=dict(pf_options or {}),
+                      steps=R["pf_steps"], flow_steps=R["flow_steps"], batch_size=R["batch"], seed=seed,
+                      flow_recipe=_recipe(R), curve=regime_curve(setup, R), progress=False)
+
+
+def regime_alite(setup, R: dict, seed: int, tag: str = "SN"):
+    """A-Lite with keyframe net ``tag``, trained like ``regime_pf`` (``alite.trained_alite``)."""
+    from .alite import trained_alite
+    return trained_alite(setup.keys[tag], setup.train_clips, setup.cache[tag], steps=R["pf_steps"],
+                         flow_steps=R["flow_steps"], batch_size=R["batch"], seed=seed, flow_recipe=_recipe(R),
+                         curve=regime_curve(setup, R), progress=False)
+
+
+_FORKED: dict = {}   # the setup a forked pool worker trains from (``train_roles``)
+
+
+def _train_role(R: dict, kind: str, tag: str, seed: int, pf_options: dict) -> dict:
+    setup = _FORKED["setup"]
+    _, info = regime_alite(setup, R, seed, tag) if kind == "alite" else regime_pf(setup, R, tag, seed, pf_options)
+    return info
+
+
+def train_roles(setup, R: dict, roles: Sequence[tuple], jobs: int = 1, progress: bool = True) -> list[dict]:
+    """Train (or load) the regime's roles ``(kind, tag, seed, pf_options)`` (kind ``"pf"`` or
+    ``"alite"``) in ``jobs`` forked one-thread processes that inherit ``setup``; returns their
+    infos in order. The modules are loaded afterwards from the cache (``regime_pf`` /
+    ``regime_alite``): the workers send back only the infos."""
+    from ..pool import run_all
+    _FORKED["setup"] = setup
+    try:
+        return run_all(_train_role, [(R, kind, tag, seed, dict(opts or {})) for kind, tag, seed, opts in roles],
+                       jobs, "PF / A-Lite roles", progress)
+    finally:
+        _FORKED.clear()
+
+
+def role_curves(infos: Mapping[tuple, dict]) -> pd.DataFrame:
+    """One row per role, seed and recorded step: ``infos[(role, seed)]`` -> columns role, seed,
+    step, avg_miou, min_miou (held-out, l = MAX_L)."""
+    rows = [{"role": role, "seed": seed, "step": s, "avg_miou": a, "min_miou": m}
+            for (role, seed), info in infos.items()
+            for (s, a), (_, m) in zip(info.get("curve", []), info.get("curve_min", []))]
+    return pd.DataFrame(rows, columns=["role", "seed", "step", "avg_miou", "min_miou"])
+
+
+def collapsed(final: pd.Series, margin: float = COLLAPSE_MARGIN) -> pd.Series:
+    """Which runs of one role collapsed: ``final`` (index: seed) holds each run's held-out avg mIoU;
+    a run is collapsed when it is more than ``margin`` points below the median of the *other*
+    seeds (a single run cannot be judged: False)."""
+    out = {}
+    for s, v in final.items():
+        others = final.drop(s)
+        out[s] = bool(len(others) and v < others.median() - margin)
+    return pd.Series(out, name="collapsed", dtype=bool)
+
+
+class HoldKeyframe(torch.nn.Module):
+    """The "no propagation" control: every non-key frame keeps the keyframe's 1/8 output (what
+    PF's warp and correction must beat; as ``GSVNet`` it takes ``(state, prev, cur)``)."""
+
+    stride = 8
+
+    def forward(self, state, prev=None, cur=None, flow=None) -> dict:
+        return {"out": state}
