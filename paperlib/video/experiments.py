@@ -48,12 +48,12 @@ def with_dis_flow(clips: Sequence, progress: bool = True) -> list[WithFlows]:
 
 
 def interval_confusions(clips, key, pf, key_scale: float, stride: int, max_l: int, label_index: int,
-                        exact: bool = False) -> list:
+                        exact: bool = False, num_classes: int = 19) -> list:
     """One confusion matrix per distance 0..max_l-1 from the keyframe (``evaluate_intervals``):
     keyframes through ``KeyframeSegmenter(key, key_scale, stride)``, the others through ``pf``."""
     k = KeyframeSegmenter(key, key_scale, stride)
     return evaluate_intervals(clips, k, pf, max_l, label_index=label_index, exact_flow=exact,
-                              progress=False)["confusions"]
+                              num_classes=num_classes, progress=False)["confusions"]
 
 
 def accuracy_frame(keys: Mapping, pfs: Mapping, alites: Mapping, clips: Sequence, dis_clips: Sequence,
@@ -124,12 +124,12 @@ def boundary_frame(key, pfs: Mapping, alites: Mapping, clips: Sequence, seeds: S
                          for m, net in (("Ours-SN-R18", pfs["SN", seed]), ("A-Lite-SN-R18", alites[seed]))])
 
 
-def paper_size_networks(key_nets: Mapping[str, tuple]) -> dict:
+def paper_size_networks(key_nets: Mapping[str, tuple], num_classes: int = 19) -> dict:
     """The keyframe networks at the paper's width (``key_nets[tag] = (label, registry name)``;
     BiSeNet-R18 without its training-only auxiliary heads), for counting multiply-adds."""
     from paperlib.models import build
 
-    return {tag: build(reg, **({"aux": False} if reg == "bisenet_resnet18" else {}))
+    return {tag: build(reg, num_classes=num_classes, **({"aux": False} if reg == "bisenet_resnet18" else {}))
             for tag, (_, reg) in key_nets.items()}
 
 
@@ -233,7 +233,7 @@ def table1_frame(acc: pd.DataFrame, names: Mapping[str, tuple], fps_col: str, ke
 #: cpu: chosen on the calibration's controls only (``gsvnet_calibration``): the keyframe nets of
 #: its plateau check (3000 steps, width 16), O pre-trained 3000 steps with recipe ``flow_recipe``.
 REGIMES = {
-    "smoke": dict(key_width=8, key_steps=10, key_points=None, train_clips=2, val_clips=2, length=6, flow_steps=3,
+    "smoke": dict(key_width=8, key_steps=10, key_points=2, train_clips=2, val_clips=2, length=6, flow_steps=3,
                   flow_recipe="v1", pf_steps=4, curve_every=2, batch=2, seeds=2, repeats=1, video_len=6),
     "cpu": dict(key_width=16, key_steps=3000, key_points=6, train_clips=96, val_clips=16, length=12, flow_steps=3000,
                 flow_recipe="v2", pf_steps=2000, curve_every=250, batch=4, seeds=4, repeats=5, video_len=30),
@@ -269,12 +269,13 @@ def regime(profile: str, **overrides) -> dict:
 
 
 def regime_setup(profile: str, R: dict, key_nets: Mapping[str, tuple] = KEY_NETS, domain: str = "city_a",
-                 progress: bool = False):
-    """``train.video_setup`` with the regime's keyframe nets and clips."""
+                 size: tuple | None = None, progress: bool = False):
+    """``train.video_setup`` with the regime's keyframe nets and clips (``size``: the frames,
+    default the profile's world size)."""
     from .train import video_setup
     return video_setup(profile, {tag: reg for tag, (_, reg) in key_nets.items()}, key_width=R["key_width"],
                        key_steps=R["key_steps"], key_points=R["key_points"], train_clips=R["train_clips"],
-                       val_clips=R["val_clips"], length=R["length"], domain=domain, progress=progress)
+                       val_clips=R["val_clips"], length=R["length"], domain=domain, size=size, progress=progress)
 
 
 def _recipe(R: dict):
@@ -282,21 +283,24 @@ def _recipe(R: dict):
     return FLOW_RECIPES[R["flow_recipe"]]["recipe"]
 
 
-def regime_curve(setup, R: dict):
+def regime_curve(setup, R: dict, num_classes: int = 19):
     """The held-out ``train.Curve`` every regime PF / A-Lite run records (None without ``curve_every``)."""
     from .train import Curve
     if not R.get("curve_every"):
         return None
-    return Curve(setup.val_clips, setup.val_idx, label_index=R["length"] - 1, interval=MAX_L, every=R["curve_every"])
+    return Curve(setup.val_clips, setup.val_idx, label_index=R["length"] - 1, interval=MAX_L, every=R["curve_every"],
+                 num_classes=num_classes)
 
 
 def regime_pf(setup, R: dict, tag: str, seed: int, pf_options: Mapping | None = None):
     """PF for keyframe net ``tag`` and ``seed`` trained as the regime says (``train.trained_pf``,
     cached): ``(pf, info)``."""
     from .train import trained_pf
-    return trained_pf(setup.keys[tag], setup.train_clips, setup.cache[tag], pf_options=dict(pf_options or {}),
+    opts = dict(pf_options or {})
+    return trained_pf(setup.keys[tag], setup.train_clips, setup.cache[tag], pf_options=opts,
                       steps=R["pf_steps"], flow_steps=R["flow_steps"], batch_size=R["batch"], seed=seed,
-                      flow_recipe=_recipe(R), curve=regime_curve(setup, R), progress=False)
+                      flow_recipe=_recipe(R), curve=regime_curve(setup, R, opts.get("num_classes", 19)),
+                      progress=False)
 
 
 def regime_alite(setup, R: dict, seed: int, tag: str = "SN"):
@@ -305,6 +309,32 @@ def regime_alite(setup, R: dict, seed: int, tag: str = "SN"):
     return trained_alite(setup.keys[tag], setup.train_clips, setup.cache[tag], steps=R["pf_steps"],
                          flow_steps=R["flow_steps"], batch_size=R["batch"], seed=seed, flow_recipe=_recipe(R),
                          curve=regime_curve(setup, R), progress=False)
+
+
+def _call(fn, args: tuple):
+    return fn(*args)
+
+
+def prepare_roles(profile: str, R: dict, key_nets: Mapping[str, tuple] = KEY_NETS, domain: str = "city_a",
+                  size: tuple | None = None, jobs: int = 1, progress: bool = True) -> list:
+    """Train (or load) the roles PF depends on, which do not depend on each other, side by side in
+    ``jobs`` one-thread processes: the keyframe nets (``calibration.keyframe_curve``) and the flow
+    net O's pre-training per seed (``calibration.flow_role``, the cached role ``regime_pf`` shares).
+    Returns their infos / EPE curves in order (keyframe nets first)."""
+    from ..data import get_dataset
+    from ..pool import run_all
+    from ..profiles import get_profile
+    from .calibration import flow_role, keyframe_curve
+    from .train import keyframe_config
+    size = tuple(size or get_profile(profile).world_image_size)
+    cfgs = [keyframe_config(profile, reg, R["key_width"], R["key_steps"], points=R["key_points"], domain=domain,
+                            tag=tag, size=size) for tag, (_, reg) in key_nets.items()]
+    for cfg in cfgs:  # export the world once, before the processes fork
+        get_dataset(cfg, cfg.train_split), get_dataset(cfg, cfg.val_split)
+    tasks = [(keyframe_curve, (cfg,)) for cfg in cfgs] + [
+        (flow_role, (size, R["train_clips"], R["length"], R["flow_steps"], s, domain, _recipe(R)))
+        for s in range(R["seeds"])]
+    return run_all(_call, tasks, jobs, "keyframe and flow roles", progress)
 
 
 _FORKED: dict = {}   # the setup a forked pool worker trains from (``train_roles``)
@@ -358,3 +388,76 @@ class HoldKeyframe(torch.nn.Module):
 
     def forward(self, state, prev=None, cur=None, flow=None) -> dict:
         return {"out": state}
+
+
+# --- Table 3 (CamVid) ------------------------------------------------------------------------------
+#: GSVNet Table 3 (CamVid test): BiSeNet-R18 at input 0.75 and 0.5 against Ours-BN-R18 at l = 2, 3
+#: with keyframes at 0.75. The shared CamVid copy has no video, so the video rows run on the world
+#: styled as CamVid (domain ``camvid``: CamVid's 11 classes, its 3:4 frames) and the image rows
+#: both there and on real CamVid (``camvid_image_rows``).
+TABLE3_KEY = {"BN": ("BiSeNet-R18", "bisenet_resnet18")}
+TABLE3_SCALES = (0.75, 0.5)
+TABLE3_INTERVALS = (2, 3)
+#: The world styled as CamVid per profile: CamVid's 3:4 aspect at the cpu profile's width 256
+#: (CamVid is 720x960; the SegNet copy 360x480).
+CAMVID_WORLD_SIZES = {"smoke": (48, 64), "cpu": (192, 256), "gpu": (360, 480), "paper": (720, 960)}
+CAMVID_PAPER_SIZE = (720, 960)   # CamVid's frames: multiply-adds are counted there
+CAMVID_CLASSES = 11
+
+
+def table3_rows(key, pfs: Mapping[int, torch.nn.Module], clips: Sequence, label_index: int,
+                num_classes: int = CAMVID_CLASSES, label: str = "BiSeNet-R18", ours: str = "Ours-BN-R18") -> pd.DataFrame:
+    """Table 3's accuracy rows on video clips, one per method and seed (``pfs[seed]``): the image
+    network at each of ``TABLE3_SCALES`` (its own output, upsampled; one model, repeated per seed),
+    Ours at ``TABLE3_INTERVALS`` (keyframes at 0.75), and ``hold`` (the keyframe's output kept,
+    l = 3; repeated per seed). Columns: method, kind, input, interval, seed, avg_miou, min_miou (%)."""
+    hold = HoldKeyframe()
+    max_l = max(TABLE3_INTERVALS)
+    image = {s: 100 * interval_confusions(clips, key, hold, s, 1, 1, label_index, num_classes=num_classes)[0].miou()
+             for s in TABLE3_SCALES}
+    held = interval_confusions(clips, key, hold, 0.75, 8, max_l, label_index, num_classes=num_classes)
+    rows = []
+    for seed, pf in pfs.items():
+        for s, m in image.items():
+            rows.append(dict(method=label, kind="image", input=s, interval=1, seed=seed, avg_miou=m, min_miou=m))
+        cms = interval_confusions(clips, key, pf, 0.75, 8, max_l, label_index, num_classes=num_classes)
+        for l in TABLE3_INTERVALS:
+            m = interval_metrics(cms, l)
+            rows.append(dict(method=f"{ours} (l={l})", kind="video", input=0.75, interval=l, seed=seed,
+                             avg_miou=100 * m["avg_miou"], min_miou=100 * m["min_miou"]))
+        m = interval_metrics(held, max_l)
+        rows.append(dict(method=f"hold (l={max_l})", kind="hold", input=0.75, interval=max_l, seed=seed,
+                         avg_miou=100 * m["avg_miou"], min_miou=100 * m["min_miou"]))
+    return pd.DataFrame(rows)
+
+
+def table3_gmacs(num_classes: int = CAMVID_CLASSES, size: tuple[int, int] = CAMVID_PAPER_SIZE) -> dict:
+    """Multiply-adds (G) per frame at CamVid's ``size`` of the paper-size networks: the image
+    network at each of ``TABLE3_SCALES`` and Ours at each of ``TABLE3_INTERVALS`` (keyframe at 0.75
+    plus l - 1 non-key steps, averaged over the interval as in Table 2), keyed by ``(method, input)``
+    as in ``table3_rows``."""
+    from .gsvnet import GSVNet, nonkey_complexity
+    full = paper_size_networks(TABLE3_KEY, num_classes)
+    key = keyframe_gmacs(full, TABLE3_SCALES, size)
+    nonkey = nonkey_complexity(GSVNet(num_classes=num_classes), size)["macs"] / 1e9
+    out = {(TABLE3_KEY["BN"][0], s): key["BN", s] for s in TABLE3_SCALES}
+    out.update({(f"Ours-BN-R18 (l={l})", 0.75): (key["BN", 0.75] + (l - 1) * nonkey) / l for l in TABLE3_INTERVALS})
+    return out
+
+
+@torch.no_grad()
+def image_scores(model, dataset, scales: Sequence[float] = TABLE3_SCALES, num_classes: int = CAMVID_CLASSES) -> dict:
+    """mIoU (%) of an image network on every frame of ``dataset`` (items with ``load_image(i)``
+    uint8 RGB and ``load_label(i)``, e.g. real CamVid's test split) downscaled by each of
+    ``scales``, its output upsampled bilinearly to the full frame: ``{scale: mIoU}``."""
+    from ..metrics import ConfusionMatrix
+    model = model.eval()
+    conf = {s: ConfusionMatrix(num_classes) for s in scales}
+    for i in range(len(dataset)):
+        x = frame_tensor(dataset.load_image(i))
+        label = torch.as_tensor(np.asarray(dataset.load_label(i))).long()
+        for s in scales:
+            out = KeyframeSegmenter(model, s, 1)(x)
+            pred = torch.nn.functional.interpolate(out, size=label.shape, mode="bilinear", align_corners=False)
+            conf[s].update(pred.argmax(1)[0], label)
+    return {s: 100 * c.miou() for s, c in conf.items()}

@@ -54,12 +54,19 @@ def _keyframe_config(cfg) -> dict:
 
 
 def keyframe_config(profile: str, model: str, width: Optional[int], steps: int, *, points: Optional[int] = None,
-                    domain: str = "city_a", tag: str = "key"):
+                    domain: str = "city_a", tag: str = "key", size: Optional[tuple] = None):
     """The ``TrainConfig`` of a GSVNet keyframe network on the world ``domain`` (registry name
     ``model`` at ``width``, ``steps`` steps, the profile's recipe); ``points``: evaluated that many
-    times on the held-out split during training (a curve-recording run: another role)."""
+    times on the held-out split during training (a curve-recording run: another role). ``size``:
+    the world's frame size (default the profile's); a CamVid-styled domain
+    (``data.synthetic.CAMVID_STYLED``) trains on its 11 classes."""
     from paperlib.config import config_from_params
+    from paperlib.data.synthetic import CAMVID_STYLED
     extra = {"eval_every": max(steps // points, 1)} if points else {}
+    if size is not None:
+        extra["world_image_size"] = tuple(size)
+    if domain in CAMVID_STYLED:
+        extra["num_classes"] = 11
     return config_from_params(profile, model=model, model_width=width, steps=steps, world_domain=domain,
                               name=f"gsvnet_key_{tag}", progress=False, **extra)
 
@@ -252,9 +259,11 @@ class Curve:
     label_index: int
     interval: int = 5
     every: int = 100
+    num_classes: int = 19
 
     def key(self) -> dict:
-        return {"ids": list(self.ids), "label_index": self.label_index, "interval": self.interval, "every": self.every}
+        out = {"ids": list(self.ids), "label_index": self.label_index, "interval": self.interval, "every": self.every}
+        return out if self.num_classes == 19 else {**out, "num_classes": self.num_classes}
 
     def recorder(self, key: nn.Module, net: nn.Module, key_scale: float) -> tuple[Callable[[int], None], dict]:
         """``(on_step for train_nonkey, {"curve": [[step, avg]], "curve_min": [[step, min]]})``."""
@@ -264,7 +273,7 @@ class Curve:
         def on_step(i: int) -> None:
             if i % self.every == 0:
                 r = evaluate_intervals(self.clips, key, net, self.interval, label_index=self.label_index,
-                                       key_scale=key_scale, progress=False)
+                                       key_scale=key_scale, num_classes=self.num_classes, progress=False)
                 out["curve"].append([i, 100 * r["avg_miou"]])
                 out["curve_min"].append([i, 100 * r["min_miou"]])
         return on_step, out
@@ -333,7 +342,7 @@ class VideoSetup:
 
 def video_setup(profile: str, key_models: dict, *, key_width: Optional[int], key_steps: int, train_clips: int,
                 val_clips: int, length: int, domain: str = "city_a", key_points: Optional[int] = None,
-                progress: bool = False) -> VideoSetup:
+                size: Optional[tuple] = None, progress: bool = False) -> VideoSetup:
     """The keyframe networks and clips of the GSVNet notebooks, built the same way everywhere.
 
     ``key_models``: tag -> registry name (e.g. ``{"SN": "swiftnet_resnet18"}``); each is trained once
@@ -341,25 +350,35 @@ def video_setup(profile: str, key_models: dict, *, key_width: Optional[int], key
     steps, cached). Clips of ``length`` frames at the profile's world size: training clips are world
     clips 0..``train_clips``-1 (the keyframe nets saw at most their frame 19), evaluation clips start
     at index 1000, disjoint from every exported split. ``key_points``: load the keyframe roles
-    that recorded that many held-out points (the calibration's, ``calibration.KEY_POINTS``)."""
-    from paperlib.data.synthetic import SyntheticWorld
+    that recorded that many held-out points (the calibration's, ``calibration.KEY_POINTS``).
+    ``size``: the frames (default the profile's world size). A CamVid-styled domain
+    (``data.synthetic.CAMVID_STYLED``) gives clips whose labels are CamVid's 11 classes
+    (``data.labels.to_camvid``) and keyframe nets trained on them."""
+    import dataclasses
+
+    from paperlib.data.labels import to_camvid
+    from paperlib.data.synthetic import CAMVID_STYLED, SyntheticWorld
     from paperlib.profiles import get_profile
 
     if not key_models:
         raise ValueError("video_setup needs at least one keyframe model (key_models)")
     if min(train_clips, val_clips) < 1 or length < 2:
         raise ValueError(f"need train_clips, val_clips >= 1 and length >= 2, got {train_clips}, {val_clips}, {length}")
-    h, w = get_profile(profile).world_image_size
+    h, w = size or get_profile(profile).world_image_size
     world = SyntheticWorld(domain, size=(h, w), seed=0)
     train_idx, val_idx = list(range(train_clips)), list(range(1000, 1000 + val_clips))
     keys, info, cache = {}, {}, {}
     for tag, reg in key_models.items():
-        cfg = keyframe_config(profile, reg, key_width, key_steps, points=key_points, domain=domain, tag=tag)
+        cfg = keyframe_config(profile, reg, key_width, key_steps, points=key_points, domain=domain, tag=tag,
+                              size=size)
         keys[tag], info[tag] = pretrained_keyframe(cfg, progress=progress)
         cache[tag] = {"key": keyframe_cache_path(cfg).name, "world": world.params(), "clips": train_idx,
                       "length": length}
 
     def render(idx: list, what: str) -> list:
-        return [world.clip(i, length=length) for i in tqdm(idx, desc=f"render {what} clips")]
+        clips = [world.clip(i, length=length) for i in tqdm(idx, desc=f"render {what} clips")]
+        if domain in CAMVID_STYLED:
+            clips = [dataclasses.replace(c, labels=to_camvid(c.labels)) for c in clips]
+        return clips
 
     return VideoSetup(keys, info, world, train_idx, val_idx, render(train_idx, "train"), render(val_idx, "eval"), cache)
