@@ -44,3 +44,13 @@ def test_holding_the_keyframe_scores_every_distance_with_the_keyframe_output():
                            progress=False)
     d = r["miou_by_distance"]
     assert d[0] > 0.9 and d[3] < d[0]
+
+
+def test_table3_multiply_adds_scale_with_the_input_and_the_interval():
+    g = X.table3_gmacs()
+    image = g["BiSeNet-R18", 0.75]
+    assert g["BiSeNet-R18", 0.5] / image == pytest.approx((0.5 / 0.75) ** 2, rel=0.05)   # convolutions ~ pixels
+    l2, l3 = g["Ours-BN-R18 (l=2)", 0.75], g["Ours-BN-R18 (l=3)", 0.75]
+    nonkey = 2 * l2 - image                          # (key + nonkey) / 2 = l2
+    assert 0 < nonkey < 0.1 * image and l3 == pytest.approx((image + 2 * nonkey) / 3)
+    assert l3 < g["BiSeNet-R18", 0.5] < l2 < image   # the checks of Table 3 hold by construction of the networks
