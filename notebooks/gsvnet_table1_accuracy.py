@@ -34,13 +34,17 @@
 # downscaled frame (input scale 1, 0.75, 0.6, 0.5) and upsample its output to full resolution;
 # every score is at full resolution.
 #
-# **Training here.** The keyframe networks are trained once with `paperlib.engine.train` on the
-# world (`pretrained_keyframe`, cached under the data directory and shared with the ablation
-# notebook) at reduced width. PF is trained with the keyframe network frozen, as in the paper:
-# the flow net O is first pre-trained on the world's exact flow (end-point error; the authors start
-# from a pre-trained light flow net too), then everything is trained end-to-end with no flow
-# supervision by cross-entropy on the propagated frame plus 10 x KL to the keyframe network's
-# prediction on that frame (the authors' public code), on sequences of 1..4 steps.
+# **Training here (issue #20).** Every role comes from the GSVNet regime
+# (`paperlib.video.experiments.REGIMES`), chosen on the calibration's controls only
+# (`gsvnet_calibration`, `gsvnet_calibration_pf`) and shared through the cache: the keyframe networks
+# trained with `paperlib.engine.train` on the world at reduced width to a plateau; PF trained with the
+# keyframe network frozen, as in the paper: the flow net O is first pre-trained on the world's exact
+# flow (end-point error; the authors start from a pre-trained light flow net too), then everything is
+# trained end-to-end with no flow supervision by cross-entropy on the propagated frame plus 10 x KL to
+# the keyframe network's prediction on that frame (the authors' public code), on sequences of 1..4
+# steps, recording a held-out curve. Two controls on the same runs gate every claim about Ours: the
+# trained flow net warps the true labels at least as well as DIS, and PF beats holding the
+# keyframe's output. A collapsed run is a failed run, reported and never averaged.
 #
 # **Speed.** `fps_cpu_<H>x<W>` is measured on this CPU (one thread) at the profile's frame size
 # with the networks as trained (reduced width): ``l / (t_key + (l - 1) t_nonkey)`` for the video
@@ -69,9 +73,10 @@
 
 # %% tags=["parameters"]
 profile = "smoke"
-seeds = None         # None: the profile's number of PF training seeds (smoke 1, cpu 2, gpu/paper 3)
-key_steps = None     # None: the profile's keyframe-network training steps
-pf_steps = None      # None: the profile's PF training steps
+seeds = None         # None: the regime's PF seeds (smoke 2, cpu / gpu 4)
+key_steps = None     # None: the regime's keyframe-network training steps
+pf_steps = None      # None: the regime's PF / A-Lite end-to-end steps
+jobs = None          # None: processes of one thread each (smoke 1, else 2); does not change results
 domain = "city_a"
 
 # %%
@@ -86,9 +91,10 @@ from paperlib import claims, reference
 from paperlib.profiles import get_profile
 from paperlib.profiling import count_parameters
 from paperlib.repro import check_params, positive_or_none, save_figure, write_table
-from paperlib.video import (ALite, alite_complexity, nonkey_complexity, save_overlay_video, segment_video,
-                            trained_alite, trained_pf, video_setup)
-from paperlib.video.analysis import table1_measures, tradeoff_measures
+from paperlib.video import ALite, alite_complexity, nonkey_complexity, save_overlay_video, segment_video
+from paperlib.video import calibration as C
+from paperlib.video import experiments as X
+from paperlib.video.analysis import control_measures, table1_measures, tradeoff_measures
 from paperlib.video.experiments import (PAPER_SIZE, accuracy_frame, add_speed, boundary_frame, keyframe_gmacs,
                                         paper_size_networks, table1_frame, time_steps, with_dis_flow)
 
@@ -96,46 +102,37 @@ STARTED = time.time()
 
 
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": positive_or_none, "key_steps": positive_or_none,
-           "pf_steps": positive_or_none, "domain": ("city_a", "city_b", "city_c")}
+           "pf_steps": positive_or_none, "jobs": positive_or_none, "domain": ("city_a", "city_b", "city_c")}
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
+params.pop("jobs")  # how many processes ran it is not part of the result
 
-# Sizes per profile. cpu: 128x256 world, width-16 keyframe nets (400 steps, cached), PF at the paper's
-# width (0.40M parameters) trained 100 steps per seed after 100 flow pre-training steps (A-Lite: the same
-# pre-trained flow net, the same 100 steps); 12 training and 8 evaluation clips of 12 frames. Chosen to
-# fit ~8 min on a quiet 2-core machine (keyframe nets cached).
-SIZES = {
-    "smoke": dict(key_width=8, key_steps=10, train_clips=2, val_clips=2, length=6, flow_steps=3, pf_steps=3,
-                  batch=2, seeds=1, repeats=1, video_len=6),
-    "cpu": dict(key_width=16, key_steps=400, train_clips=12, val_clips=8, length=12, flow_steps=100, pf_steps=100,
-                batch=4, seeds=2, repeats=5, video_len=30),
-    "gpu": dict(key_width=None, key_steps=4000, train_clips=128, val_clips=64, length=20, flow_steps=2000,
-                pf_steps=3000, batch=8, seeds=3, repeats=10, video_len=60),
-}
-SIZES["paper"] = SIZES["gpu"]
-S = dict(SIZES[profile])
-S.update({k: v for k, v in (("key_steps", key_steps), ("pf_steps", pf_steps), ("seeds", seeds)) if v})
+# The regime every GSVNet notebook shares (paperlib.video.experiments.REGIMES, chosen on the
+# calibration's controls only): keyframe nets at a plateau, the flow net O pre-trained on exact flow,
+# PF and A-Lite trained end-to-end with a held-out curve; 4 PF seeds at cpu.
+S = X.regime(profile, seeds=seeds, key_steps=key_steps, pf_steps=pf_steps)
+JOBS = int(jobs or (1 if profile == "smoke" else 2))
 PROF = get_profile(profile)
 H, W = PROF.world_image_size
 LABEL = S["length"] - 1            # the labelled frame b of every evaluation clip
-MAX_L = 5                          # intervals 1..5 (Fig. A5); Table 1 shows l = 2, 3, 4
+MAX_L = X.MAX_L                    # intervals 1..5 (Fig. A5); Table 1 shows l = 2, 3, 4
 SCALES = (1.0, 0.75, 0.6, 0.5)     # image-based input scales (Fig. A5)
-KEY_NETS = {"SN": ("SwiftNet-R18", "swiftnet_resnet18"), "BN": ("BiSeNet-R18", "bisenet_resnet18")}
+KEY_NETS = X.KEY_NETS
 SEEDS = list(range(S["seeds"]))
 FPS_COL = f"fps_cpu_{H}x{W}"
 torch.set_num_threads(1)  # timings and training on a shared machine: one thread each
 params.update(sizes=S, frame=[H, W])
-print(f"profile {profile}: world {domain} {H}x{W}, keyframe width {S['key_width']}, seeds {SEEDS}; sizes {S}")
+print(f"profile {profile}: world {domain} {H}x{W}, keyframe width {S['key_width']}, seeds {SEEDS}; regime {S}")
 
 # %% [markdown]
-# ## The keyframe networks (trained once, cached) and the clips
-# `video_setup` (shared with the ablation notebook): training clips are world clips 0.. (the keyframe
-# networks saw only their frame 19 at most); evaluation clips start at index 1000, disjoint from every
-# exported split.
+# ## The keyframe networks and the flow net O (trained once, cached) and the clips
+# The keyframe nets and O's pre-training per seed train side by side (`experiments.prepare_roles`;
+# the calibration's roles when it ran first); `video_setup` then loads them: training clips are world
+# clips 0.. (the keyframe networks saw only their frame 19 at most); evaluation clips start at index
+# 1000, disjoint from every exported split.
 
 # %%
-setup = video_setup(profile, {tag: reg for tag, (_, reg) in KEY_NETS.items()}, key_width=S["key_width"],
-                    key_steps=S["key_steps"], train_clips=S["train_clips"], val_clips=S["val_clips"],
-                    length=S["length"], domain=domain)
+X.prepare_roles(profile, S, KEY_NETS, domain=domain, jobs=JOBS)
+setup = X.regime_setup(profile, S, KEY_NETS, domain=domain)
 keys, key_info, world = setup.keys, setup.key_info, setup.world
 train_clips, val_clips, val_idx = setup.train_clips, setup.val_clips, setup.val_idx
 for tag, (label, _) in KEY_NETS.items():
@@ -145,28 +142,48 @@ for tag, (label, _) in KEY_NETS.items():
 dis_clips = with_dis_flow(val_clips)  # Fig. 3's heavier flow estimator, for evaluate_intervals(exact_flow=True)
 
 # %% [markdown]
-# ## Train PF for each keyframe network and seed, and A-Lite for SwiftNet-R18 (cached)
+# ## PF for each keyframe network and seed, and A-Lite for SwiftNet-R18 (cached)
+# Every run records a held-out curve (its plateau). A run more than `experiments.COLLAPSE_MARGIN`
+# points below the median of its sibling seeds is a **failed run**: listed, never averaged.
 
 # %%
-pfs, alites = {}, {}
+X.train_roles(setup, S, [("pf", tag, s, None) for tag in KEY_NETS for s in SEEDS]
+              + [("alite", "SN", s, None) for s in SEEDS], JOBS)  # loaded below
+pfs, alites, INFOS = {}, {}, {}
 for tag in KEY_NETS:
     for seed in SEEDS:
-        pfs[tag, seed], info = trained_pf(keys[tag], train_clips, setup.cache[tag], steps=S["pf_steps"],
-                                          flow_steps=S["flow_steps"], batch_size=S["batch"], seed=seed, progress=False)
-        print(f"PF for {tag}, seed {seed}: loss {info['loss_first']:.3f} -> {info['loss_last']:.3f}, flow EPE after "
-              f"pre-training {info['flow_epe_last']:.3f} px (1/8 grid) ({'cached' if info['cached'] else 'trained'})")
+        pfs[tag, seed], INFOS[f"PF-{tag}", seed] = X.regime_pf(setup, S, tag, seed)
 for seed in SEEDS:  # same keyframe net, pre-trained flow net, recipe and steps as PF
-    alites[seed], info = trained_alite(keys["SN"], train_clips, setup.cache["SN"], steps=S["pf_steps"],
-                                       flow_steps=S["flow_steps"], batch_size=S["batch"], seed=seed, progress=False)
-    print(f"A-Lite (SN), seed {seed}: loss {info['loss_first']:.3f} -> {info['loss_last']:.3f} "
-          f"({'cached' if info['cached'] else 'trained'})")
+    alites[seed], INFOS["A-Lite-SN", seed] = X.regime_alite(setup, S, seed)
+curves = X.role_curves(INFOS)
+final = curves.sort_values("step").groupby(["role", "seed"]).last()["avg_miou"]
+FAILED = {role: set(X.collapsed(final[role])[lambda b: b].index) for role in final.index.levels[0]}
+print("collapsed runs:", {r: sorted(v) for r, v in FAILED.items() if v} or "none")
+curves.pivot_table(index=["role", "step"], values="avg_miou", aggfunc=["mean", "std"]).round(2)
 
 # %% [markdown]
 # ## Evaluate: image-based at four input scales, video-based at l = 1..5
 
 # %%
 acc = accuracy_frame(keys, pfs, alites, val_clips, dis_clips, KEY_NETS, SEEDS, SCALES, MAX_L, LABEL)
-acc.groupby(["curve", "interval"])[["avg_miou", "min_miou"]].mean().round(1).unstack("interval")
+acc["failed"] = [(r.kind == "video" and r.seed in FAILED.get(f"PF-{r.key}", ())) or
+                 (r.kind == "alite" and r.seed in FAILED.get("A-Lite-SN", ())) for r in acc.itertuples()]
+OK = acc[~acc.failed]   # failed runs are in no mean and missing from every measure (the claims list them)
+OK.groupby(["curve", "interval"])[["avg_miou", "min_miou"]].mean().round(1).unstack("interval")
+
+# %% [markdown]
+# ## The flow control on the trained flow nets
+# PF fine-tunes O end-to-end without flow supervision; the true labels of t - d warped on the 1/8
+# grid by each trained PF's flow net, beside DIS and the exact flow (`calibration.flow_table`).
+
+# %%
+flows = []
+for tag in KEY_NETS:
+    t = C.flow_table({s: pfs[tag, s] for s in SEEDS}, val_clips, f"{H}x{W}", (1, 3))
+    t["flow"] = t["flow"].replace({"O": f"O after PF-{tag}"})
+    flows.append(t if not flows else t[t["flow"] == f"O after PF-{tag}"])
+flows = pd.concat(flows, ignore_index=True)
+flows.groupby(["distance", "flow"], sort=False)[["mIoU", "EPE"]].mean().round(2)
 
 # %% [markdown]
 # ## Object boundaries at the farthest frame (Sec. 4.4, Fig. 4)
@@ -178,6 +195,7 @@ acc.groupby(["curve", "interval"])[["avg_miou", "min_miou"]].mean().round(1).uns
 
 # %%
 bnd = boundary_frame(keys["SN"], pfs, alites, val_clips, SEEDS, LABEL, MAX_L)
+bnd = bnd[~bnd.seed.isin(FAILED.get("PF-SN", set()) | FAILED.get("A-Lite-SN", set()))]  # never averaged
 bnd_stats = bnd.groupby("method")[["boundary_acc", "interior_acc"]].agg(["mean", "std"])
 bnd_stats.round(1)
 
@@ -217,13 +235,14 @@ print(f"warped elements per frame at 1024x2048: {warp_elems} -> features / outpu
       f"output {1e3 * T['warp output']:.2f} ms, features {1e3 * T['warp features']:.2f} ms")
 
 add_speed(acc, T, gmacs, NK_GMACS, AL_GMACS, FPS_COL)  # frames/s on this CPU, GMACs at 1024x2048 per frame
+OK = acc[~acc.failed]
 
 # %% [markdown]
 # ## Table 1
 
 # %%
 NAMES = {"SN": ("SwiftNet-R18", "Ours-SN-R18"), "BN": ("BiSeNet-R18", "Ours-BN-R18")}
-t1 = table1_frame(acc, NAMES, FPS_COL, key_mb, nonkey_mb)
+t1 = table1_frame(OK, NAMES, FPS_COL, key_mb, nonkey_mb)
 summary = t1.groupby(["method", "input"], sort=False).agg(["mean", "std"]).drop(columns="seed")
 summary.round(2)
 
@@ -231,9 +250,9 @@ summary.round(2)
 # ## Figures 3, A5, A6 and the per-distance mIoU
 
 # %%
-mean = acc.groupby(["curve", "kind", "key", "flow", "key_scale", "interval"], as_index=False)[
+mean = OK.groupby(["curve", "kind", "key", "flow", "key_scale", "interval"], as_index=False)[
     ["avg_miou", "min_miou", FPS_COL, "GMACs_avg_1024x2048"]].mean()
-std = acc.groupby(["curve", "key_scale", "interval"])["avg_miou"].std()  # over PF seeds (image rows: one)
+std = OK.groupby(["curve", "key_scale", "interval"])["avg_miou"].std()  # over PF seeds (image rows: one)
 mean["avg_std"] = [std.get((r.curve, r.key_scale, r.interval), np.nan) for r in mean.itertuples()]
 COL = {"SN": "tab:blue", "BN": "tab:orange"}
 
@@ -283,7 +302,7 @@ fig = figure(pd.concat([image, mean[(mean.kind == "video") & (mean.flow == "O")]
              "Fig. A6: ours with keyframes at input scale 1.0 and 0.75")
 save_figure(fig, "gsvnet", "figA6_tradeoff", profile=profile, params=params, started=STARTED, notes=notes)
 
-dist = acc[acc.miou_by_distance.notna()] if "miou_by_distance" in acc else acc.iloc[:0]
+dist = OK[OK.miou_by_distance.notna()] if "miou_by_distance" in OK else OK.iloc[:0]
 fig, ax = plt.subplots(figsize=(6, 4))
 for tag, kind, label, colour in [(t, "video", f"Ours-{t}-R18 (key 0.75)", COL[t]) for t in KEY_NETS] + [
         ("SN", "alite", "A-Lite-SN-R18 (key 0.75)", "tab:red")]:
@@ -324,10 +343,11 @@ print(f"{len(preds)} frames segmented; one map per frame: {tuple(preds.shape)}")
 # tested. The checks are one-off CPU timings and element counts, not reproductions.
 
 # %%
-T1_MEASURES = table1_measures(acc, list(KEY_NETS), SEEDS)
+T1_MEASURES = pd.concat([control_measures(OK, flows, list(KEY_NETS), SEEDS),
+                         table1_measures(OK, list(KEY_NETS), SEEDS)], ignore_index=True)
 CLAIMS_T1 = claims.evaluate(claims.declared("gsvnet", "table1"), T1_MEASURES, arm="measure", value="value")
 claims.show(CLAIMS_T1)
-TRADE_MEASURES = tradeoff_measures(acc, bnd, list(KEY_NETS), SEEDS, FPS_COL)
+TRADE_MEASURES = tradeoff_measures(OK, bnd, list(KEY_NETS), SEEDS, FPS_COL)
 
 
 def ms(step):
@@ -345,7 +365,7 @@ CHECKS["figA9_feature_warp_moves_more"] = (
     f"the warp alone {ms('warp features')} vs {ms('warp output')}; A-Lite non-key step {ms('A-Lite')} vs PF "
     f"{ms('PF')}, paper-size GMACs {AL_GMACS:.2f} vs {NK_GMACS:.2f}")
 CLAIMS_TRADE = claims.evaluate(claims.declared("gsvnet", "tradeoff"), TRADE_MEASURES, arm="measure", value="value",
-                               checks=CHECKS)
+                               checks=CHECKS, given=CLAIMS_T1)
 claims.show(CLAIMS_TRADE)
 if profile == "smoke":
     print("\n(smoke: a few training steps on tiny frames; these verdicts say nothing about the paper.)")
@@ -362,14 +382,18 @@ write_table(t1, "gsvnet", "table1", profile=profile, params=params, seeds=SEEDS,
             notes=(f"avg / min mIoU (%) on {len(val_idx)} world clips ({H}x{W}, labelled frame {LABEL}), full "
                    f"resolution; keyframe nets at width {S['key_width']} ({S['key_steps']} steps, engine.train; "
                    f"val mIoU SN {100 * key_info['SN']['miou']:.1f}, BN {100 * key_info['BN']['miou']:.1f}), PF "
-                   f"{S['flow_steps']} flow pre-training + {S['pf_steps']} end-to-end steps per seed. {FPS_COL}: "
+                   f"{S['flow_steps']} flow pre-training (recipe {S['flow_recipe']}, {S['train_clips']} clips) + "
+                   f"{S['pf_steps']} end-to-end steps per seed; failed runs (collapsed): "
+                   f"{ {r: sorted(v) for r, v in FAILED.items() if v} or 'none'}. {FPS_COL}: "
                    f"CPU, 1 thread, these networks; GMACs_avg_1024x2048: paper-size networks, averaged over "
                    f"the interval."), claims=CLAIMS_T1)
-trade = acc.drop(columns=[c for c in ("miou_by_distance",) if c in acc])
+trade = OK.drop(columns=[c for c in ("miou_by_distance", "failed") if c in OK])
 write_table(trade, "gsvnet", "tradeoff", profile=profile, params=params, seeds=SEEDS, started=STARTED,
             by=["curve", "kind", "key", "flow", "key_scale", "interval"],
             value_cols=["avg_miou", "min_miou", FPS_COL, "GMACs_avg_1024x2048"],
             notes="Every point of Figs. 3 / A5 / A6 (image rows: seed 0 only; they do not depend on PF). kind: "
                   "image = image-based, video = Ours (PF), alite = A-Lite (Accel with our flow net and intra "
-                  f"network as update branch, {S['pf_steps']} steps per seed like PF).", claims=CLAIMS_TRADE)
+                  f"network as update branch, {S['pf_steps']} steps per seed like PF), hold = the keyframe's output "
+                  "kept (the control). Failed (collapsed) runs are left out: "
+                  f"{ {r: sorted(v) for r, v in FAILED.items() if v} or 'none'}.", claims=CLAIMS_TRADE)
 print(f"wall time {time.time() - STARTED:.0f} s")

@@ -44,9 +44,10 @@
 
 # %% tags=["parameters"]
 profile = "smoke"
-seeds = None         # None: the profile's number of PF training seeds (smoke 1, cpu 2, gpu/paper 3)
-key_steps = None     # None: the profile's keyframe-network training steps (same as the Table 1 notebook)
-pf_steps = None      # None: the profile's PF training steps
+seeds = None         # None: the regime's PF seeds (smoke 2, cpu / gpu 4)
+key_steps = None     # None: the regime's keyframe-network training steps (as the Table 1 notebook)
+pf_steps = None      # None: the regime's PF end-to-end steps
+jobs = None          # None: processes of one thread each (smoke 1, else 2); does not change results
 domain = "city_a"
 
 # %%
@@ -61,32 +62,25 @@ from paperlib import claims
 from paperlib.profiles import get_profile
 from paperlib.profiling import interleaved_best
 from paperlib.repro import check_params, positive_or_none, save_figure, write_table
-from paperlib.video import (KeyframeSegmenter, edge_map, evaluate_intervals, frame_tensor, interval_metrics,
-                            trained_pf, video_setup)
-from paperlib.video.analysis import edge_error_measures, table4_measures, warped_edge_errors
+from paperlib.video import KeyframeSegmenter, edge_map, evaluate_intervals, frame_tensor, interval_metrics
+from paperlib.video import experiments as X
+from paperlib.video.analysis import edge_error_measures, measure_frame, per_seed, table4_measures, warped_edge_errors
 
 STARTED = time.time()
 
 
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": positive_or_none, "key_steps": positive_or_none,
-           "pf_steps": positive_or_none, "domain": ("city_a", "city_b", "city_c")}
+           "pf_steps": positive_or_none, "jobs": positive_or_none, "domain": ("city_a", "city_b", "city_c")}
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
+params.pop("jobs")  # how many processes ran it is not part of the result
 
-# The same sizes as gsvnet_table1_accuracy (so the keyframe net and the baseline PF come from its cache).
-SIZES = {
-    "smoke": dict(key_width=8, key_steps=10, train_clips=2, val_clips=2, length=6, flow_steps=3, pf_steps=3,
-                  batch=2, seeds=1, repeats=1),
-    "cpu": dict(key_width=16, key_steps=400, train_clips=12, val_clips=8, length=12, flow_steps=100, pf_steps=100,
-                batch=4, seeds=2, repeats=5),
-    "gpu": dict(key_width=None, key_steps=4000, train_clips=128, val_clips=64, length=20, flow_steps=2000,
-                pf_steps=3000, batch=8, seeds=3, repeats=10),
-}
-SIZES["paper"] = SIZES["gpu"]
-S = dict(SIZES[profile])
-S.update({k: v for k, v in (("key_steps", key_steps), ("pf_steps", pf_steps), ("seeds", seeds)) if v})
+# The regime of every GSVNet notebook (paperlib.video.experiments.REGIMES): the keyframe net, the flow
+# net and the baseline PF are the cached roles gsvnet_calibration_pf and gsvnet_table1_accuracy use.
+S = X.regime(profile, seeds=seeds, key_steps=key_steps, pf_steps=pf_steps)
+JOBS = int(jobs or (1 if profile == "smoke" else 2))
 H, W = get_profile(profile).world_image_size
-LABEL, MAX_L, SEEDS = S["length"] - 1, 5, list(range(S["seeds"]))
-VARIANTS = {  # name -> GSVNet options (the baseline last: gsvnet_table1_accuracy trains and caches it too)
+LABEL, MAX_L, SEEDS = S["length"] - 1, X.MAX_L, list(range(S["seeds"]))
+VARIANTS = {  # name -> GSVNet options (the baseline last: the regime's PF-SN, shared with Table 1)
     "no intra": {"use_intra": False},
     "3x3 learned": {"learned_kernels": True},
     "5x5 learned": {"kernel_size": 5, "learned_kernels": True},
@@ -94,27 +88,34 @@ VARIANTS = {  # name -> GSVNet options (the baseline last: gsvnet_table1_accurac
 }
 torch.set_num_threads(1)
 params.update(sizes=S, frame=[H, W], variants=VARIANTS)
-print(f"profile {profile}: world {domain} {H}x{W}; seeds {SEEDS}; sizes {S}")
+print(f"profile {profile}: world {domain} {H}x{W}; seeds {SEEDS}; regime {S}")
 
 # %% [markdown]
 # ## Keyframe network, clips, PF variants (all cached)
+# Every variant is trained like the baseline (same flow-net pre-training, recipe, steps, seed and
+# data order) and records a held-out curve; a run more than `experiments.COLLAPSE_MARGIN` points
+# below its sibling seeds is a failed run, never averaged.
 
 # %%
-setup = video_setup(profile, {"SN": "swiftnet_resnet18"}, key_width=S["key_width"], key_steps=S["key_steps"],
-                    train_clips=S["train_clips"], val_clips=S["val_clips"], length=S["length"], domain=domain)
-key, key_info, cache = setup.keys["SN"], setup.key_info["SN"], setup.cache["SN"]
-train_clips, val_clips, val_idx = setup.train_clips, setup.val_clips, setup.val_idx
+KEY = {"SN": X.KEY_NETS["SN"]}
+X.prepare_roles(profile, S, KEY, domain=domain, jobs=JOBS)
+setup = X.regime_setup(profile, S, KEY, domain=domain)
+key, key_info = setup.keys["SN"], setup.key_info["SN"]
+val_clips, val_idx = setup.val_clips, setup.val_idx
 print(f"SwiftNet-R18 keyframe net: val mIoU {100 * key_info['miou']:.1f} ({'cached' if key_info['cached'] else 'trained'})")
-pfs = {}
+X.train_roles(setup, S, [("pf", "SN", s, opts) for opts in VARIANTS.values() for s in SEEDS], JOBS)  # loaded below
+pfs, INFOS = {}, {}
 for name, opts in VARIANTS.items():
     for seed in SEEDS:
-        pfs[name, seed], info = trained_pf(key, train_clips, cache, pf_options=opts, steps=S["pf_steps"],
-                                           flow_steps=S["flow_steps"], batch_size=S["batch"], seed=seed, progress=False)
-        print(f"{name}, seed {seed}: loss {info['loss_first']:.3f} -> {info['loss_last']:.3f} "
-              f"({'cached' if info['cached'] else 'trained'})")
+        pfs[name, seed], INFOS[name, seed] = X.regime_pf(setup, S, "SN", seed, opts)
+curves = X.role_curves(INFOS)
+final = curves.sort_values("step").groupby(["role", "seed"]).last()["avg_miou"]
+FAILED = {name: set(X.collapsed(final[name])[lambda b: b].index) for name in VARIANTS}
+print("collapsed runs:", {n: sorted(v) for n, v in FAILED.items() if v} or "none")
 
 # %% [markdown]
 # ## Evaluate every variant at l = 1..5 (one pass at l = 5 holds every shorter interval)
+# and the control: the keyframe's output held for every frame of the interval.
 
 # %%
 K = KeyframeSegmenter(key, 0.75)
@@ -124,9 +125,13 @@ for (name, seed), pf in tqdm(pfs.items(), desc="evaluate"):
     for l in range(1, MAX_L + 1):
         m = interval_metrics(cms, l)
         rows.append({"variant": name, "seed": seed, "interval": l, "avg_miou": 100 * m["avg_miou"],
-                     "min_miou": 100 * m["min_miou"]})
+                     "min_miou": 100 * m["min_miou"], "failed": seed in FAILED[name]})
 res = pd.DataFrame(rows)
-stats = res.groupby(["variant", "interval"])[["avg_miou", "min_miou"]].agg(["mean", "std"])
+held = interval_metrics(evaluate_intervals(val_clips, K, X.HoldKeyframe(), MAX_L, label_index=LABEL,
+                                           progress=False)["confusions"], MAX_L)
+OK = res[~res.failed]
+stats = OK.groupby(["variant", "interval"])[["avg_miou", "min_miou"]].agg(["mean", "std"])
+print(f"hold the keyframe (l = {MAX_L}): avg mIoU {100 * held['avg_miou']:.2f}")
 stats.round(2).unstack("interval")
 
 # %% [markdown]
@@ -207,22 +212,30 @@ save_figure(fig, "gsvnet", "table4_A5_curves", profile=profile, params=params, s
 
 # %%
 common = (f"SwiftNet-R18 keyframes (width {S['key_width']}, scale 0.75), {len(val_idx)} world clips {H}x{W}, "
-          f"labelled frame {LABEL}; PF {S['flow_steps']} flow pre-training + {S['pf_steps']} end-to-end steps per seed. ")
-t4 = res[res.variant.isin(["3x3 IDK", "no intra"])].assign(
+          f"labelled frame {LABEL}; PF {S['flow_steps']} flow pre-training (recipe {S['flow_recipe']}) + "
+          f"{S['pf_steps']} end-to-end steps per seed; failed (collapsed) runs: "
+          f"{ {n: sorted(v) for n, v in FAILED.items() if v} or 'none'} (never averaged). ")
+t4 = OK[OK.variant.isin(["3x3 IDK", "no intra"])].assign(
     intra=lambda d: d.variant.map({"3x3 IDK": "with", "no intra": "without"}))[["intra", "interval", "seed", "min_miou", "avg_miou"]]
-a5 = res[res.variant.isin(["3x3 IDK", "3x3 learned"])].assign(
+a5 = OK[OK.variant.isin(["3x3 IDK", "3x3 learned"])].assign(
     kernels=lambda d: d.variant.map({"3x3 IDK": "IDK", "3x3 learned": "IDK+finetune"}))[["kernels", "interval", "seed", "avg_miou", "min_miou"]]
-a6 = res[res.variant.isin(["3x3 IDK", "5x5 learned"]) & (res.interval == MAX_L)].assign(
+a6 = OK[OK.variant.isin(["3x3 IDK", "5x5 learned"]) & (OK.interval == MAX_L)].assign(
     kernel=lambda d: d.variant.map({"3x3 IDK": "3x3", "5x5 learned": "5x5"}),
     filters=lambda d: d.variant.map({"3x3 IDK": 9, "5x5 learned": 17}))
 a6[FPS_COL] = a6.variant.map(fps_l5)
 a6 = a6[["kernel", "filters", "seed", "avg_miou", "min_miou", FPS_COL]]
 
-MEASURES = pd.concat([table4_measures(res, SEEDS), edge_error_measures({s: A7[s]["binary"] for s in SEEDS})])
-CLAIMS_T4 = (claims.evaluate(claims.declared("gsvnet", "table4"), MEASURES, arm="measure", value="value")
-             + claims.evaluate(claims.declared("gsvnet", "figA7"), MEASURES, arm="measure", value="value"))
-CLAIMS_A5 = claims.evaluate(claims.declared("gsvnet", "tableA5"), a5, value="avg_miou")
-CLAIMS_A6 = claims.evaluate(claims.declared("gsvnet", "tableA6"), a6, arm="kernel", value="avg_miou", checks={
+HOLD = measure_frame({f"3x3 IDK - hold (avg mIoU, l={MAX_L})": per_seed(OK, "avg_miou", variant="3x3 IDK",
+                                                                           interval=MAX_L) - 100 * held["avg_miou"]},
+                     SEEDS)
+MEASURES = pd.concat([HOLD, table4_measures(OK, SEEDS),
+                      edge_error_measures({s: A7[s]["binary"] for s in SEEDS if s not in FAILED["3x3 IDK"]})])
+CLAIMS_T4 = claims.evaluate(claims.declared("gsvnet", "table4"), MEASURES, arm="measure", value="value")
+CLAIMS_T4 += claims.evaluate(claims.declared("gsvnet", "figA7"), MEASURES, arm="measure", value="value",
+                             given=CLAIMS_T4)
+CLAIMS_A5 = claims.evaluate(claims.declared("gsvnet", "tableA5"), a5, value="avg_miou", given=CLAIMS_T4)
+CLAIMS_A6 = claims.evaluate(claims.declared("gsvnet", "tableA6"), a6, arm="kernel", value="avg_miou", given=CLAIMS_T4,
+                            checks={
     "tA6_5x5_slower": (T["5x5 learned"] > T["3x3 IDK"],
                        f"non-key step {1e3 * T['5x5 learned']:.2f} vs {1e3 * T['3x3 IDK']:.2f} ms (CPU, 1 thread, {H}x{W})")})
 for results in (CLAIMS_T4, CLAIMS_A5, CLAIMS_A6):

@@ -173,6 +173,27 @@ def table1_measures(acc: pd.DataFrame, keys: Sequence[str], seeds: Sequence) -> 
     return measure_frame(m, seeds)
 
 
+def control_measures(acc: pd.DataFrame, flows: pd.DataFrame, keys: Sequence[str], seeds: Sequence,
+                     interval: int = 5, distance: int = 3) -> pd.DataFrame:
+    """The controls of the GSVNet claim notebooks, per seed, for each keyframe net ``key``:
+
+    - ``"<key>: Ours - hold (avg mIoU, l=<interval>)"``: Ours (flow O, keyframes at 0.75) minus
+      holding the keyframe's output (``acc`` rows of kind ``"hold"``, repeated per seed);
+    - ``"<key>: O after PF - DIS (warped-label mIoU, d=<distance>)"``: from ``flows`` (rows of
+      ``calibration.flow_table`` with the trained PF's flow net renamed ``"O after PF-<key>"``): the
+      true labels warped ``distance`` steps by it minus by DIS."""
+    m: dict[str, pd.Series | float] = {}
+    for key in keys:
+        ours = {**OURS_75, "key": key}
+        m[f"{key}: Ours - hold (avg mIoU, l={interval})"] = (
+            per_seed(acc, "avg_miou", **ours, interval=interval)
+            - per_seed(acc, "avg_miou", kind="hold", key=key, interval=interval))
+        m[f"{key}: O after PF - DIS (warped-label mIoU, d={distance})"] = (
+            per_seed(flows, "mIoU", flow=f"O after PF-{key}", distance=distance)
+            - per_seed(flows, "mIoU", flow="DIS", distance=distance))
+    return measure_frame(m, seeds)
+
+
 def tradeoff_measures(acc: pd.DataFrame, boundary: pd.DataFrame, keys: Sequence[str], seeds: Sequence,
                       fps_col: str, intervals: Sequence[int] = (2, 3, 4, 5)) -> pd.DataFrame:
     """The Fig. 3 / 4 / A5 claims' per-seed measures (``intervals``: the video points beyond the

@@ -64,17 +64,24 @@ def accuracy_frame(keys: Mapping, pfs: Mapping, alites: Mapping, clips: Sequence
     ``keys[tag]``: the keyframe network of ``key_nets[tag] = (label, registry name)``; ``pfs[tag,
     seed]`` and ``alites[seed]`` (SwiftNet keyframes, tag ``"SN"``) the trained non-key parts.
     Image rows (``kind="image"``, seed 0: they do not depend on PF) run the network on the frame
-    downscaled by each of ``scales``; video rows (``kind="video"``: flow O with keyframes at 0.75
+    downscaled by each of ``scales``; hold rows (``kind="hold"``, repeated per seed: the control)
+    keep the keyframe's output (keyframes at 0.75) for every frame of the interval; video rows (``kind="video"``: flow O with keyframes at 0.75
     and 1.0, and for ``"SN"`` DIS flow (``dis_clips``) and the exact flow at 0.75) and A-Lite rows
     (``kind="alite"``) give avg / min mIoU (%) at l = 1..max_l from one evaluation at ``max_l``. The
     l = max_l row of Ours (flow O, 0.75) and of A-Lite also holds ``miou_by_distance``."""
     rows = []
     for tag, (label, _) in key_nets.items():
         for s in scales:  # image-based: the network's own output, upsampled to full resolution
-            cms = interval_confusions(clips, keys[tag], pfs[tag, 0], s, 1, 1, label_index)
+            cms = interval_confusions(clips, keys[tag], HoldKeyframe(), s, 1, 1, label_index)
             m = 100 * cms[0].miou()
             rows.append(dict(curve=f"{label} (image)", key=tag, flow="-", key_scale=s, interval=1, seed=0,
                              avg_miou=m, min_miou=m, kind="image"))
+        held = interval_confusions(clips, keys[tag], HoldKeyframe(), 0.75, 8, max_l, label_index)
+        for seed in seeds:  # the control: the keyframe's output held (no propagation), repeated per seed
+            for l in range(1, max_l + 1):
+                m = interval_metrics(held, l)
+                rows.append(dict(curve=f"hold {label} (key 0.75)", key=tag, flow="-", key_scale=0.75, interval=l,
+                                 seed=seed, avg_miou=100 * m["avg_miou"], min_miou=100 * m["min_miou"], kind="hold"))
         for seed in seeds:
             variants = [("O", 0.75, clips, False), ("O", 1.0, clips, False)]
             if tag == "SN":
@@ -182,11 +189,13 @@ def add_speed(acc: pd.DataFrame, T: Mapping[str, float], gmacs: Mapping, nonkey_
     """Set ``fps_col`` (frames/s from the step times ``T``: ``"image <tag> <scale>"``, ``"key <tag>
     <scale>"``, ``"PF"``, ``"PF (given flow)"``, ``"DIS"``, ``"A-Lite"``) and ``GMACs_avg_1024x2048``
     (``gmacs[tag, scale]`` of the keyframe, the non-key step's ``nonkey_gmacs`` / ``alite_gmacs``,
-    averaged over the interval; NaN for DIS flow, whose cost is not counted) on every row of
-    ``acc``, in place; returns ``acc``."""
+    averaged over the interval; NaN for DIS flow, whose cost is not counted, and for the hold
+    control) on every row of ``acc``, in place; returns ``acc``."""
     def speed(r):
         if r.kind == "image":
             return 1 / T[f"image {r.key} {r.key_scale}"], gmacs[r.key, r.key_scale]
+        if r.kind == "hold":  # a control, not a method: no speed
+            return np.nan, np.nan
         l, t_key = r.interval, T[f"key {r.key} {r.key_scale}"]
         if r.kind == "alite":
             return l / (t_key + (l - 1) * T["A-Lite"]), (gmacs[r.key, r.key_scale] + (l - 1) * alite_gmacs) / l
