@@ -45,7 +45,7 @@ seeds = None          # None: the profile's flow-net seeds (smoke [0, 1], else [
 flow_steps = None     # None: the profile's flow-net pre-training steps
 key_steps = None      # None: the profile's keyframe-network training steps
 jobs = None           # None: processes of one thread each (smoke 1, else 2); does not change results
-flow_recipe = "v1"    # the flow net's pre-training recipe (paperlib.video.calibration.FLOW_RECIPES)
+flow_recipe = None    # None: the regime's (paperlib.video.experiments.REGIMES); else one of calibration.FLOW_RECIPES
 
 # %%
 import dataclasses
@@ -59,19 +59,19 @@ from paperlib.pool import run_all
 from paperlib.profiles import get_profile
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 from paperlib.video import calibration as C
+from paperlib.video import experiments as X
 
 STARTED = time.time()
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_none, "flow_steps": positive_or_none,
-           "key_steps": positive_or_none, "jobs": positive_or_none, "flow_recipe": tuple(C.FLOW_RECIPES)}
+           "key_steps": positive_or_none, "jobs": positive_or_none, "flow_recipe": (None, *C.FLOW_RECIPES)}
 params = check_params({name: globals()[name] for name in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
 claims.declared("gsvnet", "calibration")  # fail fast: the controls must be declared before the run
-SETTINGS = {
-    "smoke": dict(flow_steps=3, key_steps=4, train_clips=2, val_clips=2, length=5, key_width=8),
-    "cpu": dict(flow_steps=3000, key_steps=3000, train_clips=48, val_clips=16, length=12, key_width=16),
-}
-S = dict(SETTINGS["smoke" if profile == "smoke" else "cpu"])
-S.update({k: v for k, v in (("flow_steps", flow_steps), ("key_steps", key_steps)) if v})
+# The regime's sizes (one definition: paperlib.video.experiments.REGIMES); the recipe names its clips.
+R = X.regime("smoke" if profile == "smoke" else "cpu", flow_steps=flow_steps, key_steps=key_steps)
+flow_recipe = flow_recipe or R["flow_recipe"]
+params["flow_recipe"] = flow_recipe
+S = {k: R[k] for k in ("flow_steps", "key_steps", "train_clips", "val_clips", "length", "key_width")}
 RECIPE = C.FLOW_RECIPES[flow_recipe]["recipe"]
 if C.FLOW_RECIPES[flow_recipe]["train_clips"] and profile != "smoke":
     S["train_clips"] = C.FLOW_RECIPES[flow_recipe]["train_clips"]

@@ -169,7 +169,7 @@ def keyframe_curve(cfg) -> dict:
 #:   the flow control at both frame sizes (-4.1 and -8.0 mIoU against DIS at d = 3).
 #: - ``v2``: against that generalisation gap, twice the clips (96), every batch mirrored with
 #:   probability 1/2 (``train.mirror_pair``) and the learning rate decayed to 0 (poly 0.9).
-FLOW_RECIPES = {"v1": {"train_clips": None, "recipe": None},
+FLOW_RECIPES = {"v1": {"train_clips": 48, "recipe": None},
                 "v2": {"train_clips": 96, "recipe": {"poly": True, "flip": True}}}
 
 
