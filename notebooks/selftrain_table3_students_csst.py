@@ -32,7 +32,8 @@
 # student). For the regime's own student (the teacher's architecture) and FastSCNN the pseudo
 # labels are also trained with random crops, which separates the pseudo labels from the sampler.
 # At cpu: the regime's own student and FastSCNN (the runs of `selftrain_table3_students`, shared
-# through the cache; `make reproduce` runs that one first), BiSeNet-R18 and ICNet-R50 (width 8);
+# through the cache; `make reproduce` runs that one first) and BiSeNet-R18 (width 8); ICNet-R50 is
+# `selftrain_table3_students_icnet` (both real-time students in one notebook took 29 min on 2 cores);
 # PSPNet-R101, WRN38 and HRNet-W48 from the gpu profile.
 
 # %% tags=["parameters"]
@@ -50,12 +51,12 @@ from paperlib.selftrain import analysis
 from paperlib.selftrain import experiments as X
 
 STARTED = time.time()
-csst = "csst"
+csst, TABLE = "csst", "table3_students"
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_none, "jobs": positive_or_none}
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
 REGIME, SEEDS, JOBS = X.profile_setup(profile, seeds, jobs)
-SEPARATED, RECIPE = X.table3_students(profile, csst)
+SEPARATED, RECIPE = X.table3_students(profile, csst, TABLE)
 ARMS = [a for s in SEPARATED for a in X.table3_arms(REGIME, s)] + \
        [a for s in RECIPE for a in X.table3_arms(REGIME, s, separate=False)]
 PARAMS = X.student_params(REGIME, SEPARATED + RECIPE)
@@ -82,7 +83,7 @@ table.groupby(["student", "labels", "sampler"], sort=False)["mIoU"].agg(["mean",
 # %%
 REF = reference.load(csst, "table3_students_long")
 fig = X.table3_figure(table, REF, f"CSST Table 3 ({profile}, {len(SEEDS)} paired seeds, equal steps)")
-save_figure(fig, csst, "table3_students", profile=profile, params=params, seeds=SEEDS, started=STARTED,
+save_figure(fig, csst, TABLE, profile=profile, params=params, seeds=SEEDS, started=STARTED,
             notes="Per student, each arm minus its duplicated-real baseline at equal steps (per-seed dots) beside "
                   "the paper's self-training gain. " + REGIME.describe())
 
@@ -94,9 +95,9 @@ save_figure(fig, csst, "table3_students", profile=profile, params=params, seeds=
 # listed and left out (not verdicts).
 
 # %%
-CLAIMS = claims.evaluate(analysis.runnable(claims.declared(csst, "table3_students"), table), table, value="mIoU")
+CLAIMS = claims.evaluate(analysis.runnable(claims.declared(csst, TABLE), table), table, value="mIoU")
 claims.show(CLAIMS)
-write_table(table, csst, "table3_students", profile=profile, params=params, seeds=SEEDS, started=STARTED,
+write_table(table, csst, TABLE, profile=profile, params=params, seeds=SEEDS, started=STARTED,
             reference=REF, claims=CLAIMS, by=["student", "params", "labels", "sampler", "arm"],
             value_cols=["mIoU", "thin mean"], floatfmt=".2f",
             notes=X.students_note(REGIME, T_INFO, QUALITY) + " Students: " + ", ".join(

@@ -107,3 +107,8 @@ def test_table3_students_keep_the_regimes_run_names_and_map_to_the_long_table():
     separated, recipe = X.table3_students("cpu", "csst")
     assert "fastscnn" in separated and "bisenet_resnet18" in recipe and "pspnet_resnet101" not in recipe
     assert "pspnet_resnet101" in X.table3_students("gpu", "selftrain")[1]
+    # CSST's real-time students are two notebooks' tables, each with at most 12 new cpu runs
+    icnet = X.table3_students("cpu", "csst", "table3_students_icnet")[1]
+    assert icnet == ["icnet_resnet50"] and "icnet_resnet50" not in recipe
+    with pytest.raises(ValueError, match="table3_students_icnet"):
+        X.table3_students("cpu", "selftrain", "table3_students_icnet")
