@@ -50,7 +50,8 @@
 # recipe's 30 steps it was flat. Beside it, the mechanism against the world's truth: how good the
 # source model's pseudo labels on the target pool are.
 # The same-classes target (self-training Table 12, CSST Fig. 8 (a)) is `selftrain_table12_fewshot`;
-# the two notebooks share the source model.
+# the two notebooks share the source model. `selftrain_fewshot_pseudo` trains the source model
+# and both students (cached) and scores their pseudo labels; run alone, this notebook trains them too.
 
 # %% tags=["parameters"]
 profile = "smoke"

@@ -50,7 +50,8 @@
 # source model's pseudo labels on the target pool are.
 # Without any target label, both initialisations are also scored on the target (the domain gap).
 # The new-classes target (self-training Fig. 3, CSST Fig. 8 (b)) is `selftrain_fig3_fewshot`; the
-# two notebooks share the source model.
+# two notebooks share the source model. `selftrain_fewshot_pseudo` trains the source model and both
+# students (cached) and scores their pseudo labels; run alone, this notebook trains them too.
 
 # %% tags=["parameters"]
 profile = "smoke"

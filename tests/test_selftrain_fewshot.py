@@ -130,3 +130,8 @@ def test_transfer_pairs_both_inits_per_seed_and_gates_nothing_itself(tmp_path, m
         assert by["1-shot", T.GAP, s] == pytest.approx(by["1-shot", "self-training", s] - by["1-shot", "fine-tuning", s])
     full = same[(same["labels"] == "full") & (same["method"] == "fine-tuning")]["images"]
     assert (full == len(T.target(r, "same classes")["train"])).all()
+    # every fine-tuning is a cached row: a second run trains nothing and gives the same frame
+    import paperlib.engine as engine
+    monkeypatch.setattr(engine, "train", lambda *a, **k: pytest.fail("trained again"))
+    again = T.run(r, "same classes", [0, 1], progress=False)
+    assert again.equals(same)

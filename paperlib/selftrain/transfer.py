@@ -234,28 +234,54 @@ def student(regime: Regime, case: str):
 def finetune(regime: Regime, case: str, init: str, budget: str, seed: int) -> dict:
     """Fine-tune the ``init`` network (``INITS``) of ``case`` on the labelled frames of ``budget``
     for ``seed`` (a new head first for new classes, seeded so that both inits get the same one);
-    returns the row: target mIoU and the number of labelled frames drawn."""
+    returns the row: target mIoU and the number of labelled frames drawn. The row is cached (kind
+    ``fewshot_finetune``, no weights kept), so a notebook regenerates without training again."""
     import copy
 
     import torch
 
     from .. import engine
+    from ..cache import cached
     from .fewshot import labelled_subset, replace_head
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; expected one of {INITS}")
-    t = target(regime, case)
-    idx = budget_indices(regime, case, budget, seed)
-    net = copy.deepcopy((source(regime) if init == "fine-tuning" else student(regime, case))[0])
-    nc = t["train"].num_classes
-    if nc != 19:
-        torch.manual_seed(int(seed))
-        replace_head(net, nc)
-    cfg = regime.config(f"fewshot_ft_{CASES[case]}", regime.finetune_steps, seed=seed,
-                        lr=regime.finetune_lr).replace(num_classes=nc)
-    res = engine.train(cfg, model=net, train_set=labelled_subset(t["train"], idx, min_len=8 * regime.batch),
-                       val_set=t["val"])
-    return {"case": case, "labels": budget, "method": init, "seed": int(seed), "images": len(idx),
-            "mIoU": 100 * res["metrics"]["miou"]}
+
+    def build():
+        t = target(regime, case)
+        idx = budget_indices(regime, case, budget, seed)
+        net = copy.deepcopy((source(regime) if init == "fine-tuning" else student(regime, case))[0])
+        nc = t["train"].num_classes
+        if nc != 19:
+            torch.manual_seed(int(seed))
+            replace_head(net, nc)
+        cfg = regime.config(f"fewshot_ft_{CASES[case]}", regime.finetune_steps, seed=seed,
+                            lr=regime.finetune_lr).replace(num_classes=nc)
+        res = engine.train(cfg, model=net, train_set=labelled_subset(t["train"], idx, min_len=8 * regime.batch),
+                           val_set=t["val"])
+        return torch.nn.Identity(), {"row": {"case": case, "labels": budget, "method": init, "seed": int(seed),
+                                             "images": len(idx), "mIoU": 100 * res["metrics"]["miou"]}}
+
+    key = {"version": VERSION, "regime": {k: v for k, v in dataclasses.asdict(regime).items()
+                                          if k not in ("shots", "fractions")},
+           "case": case, "target": CASES[case], "init": init, "budget": budget, "seed": int(seed)}
+    return dict(cached("fewshot_finetune", key, build, module=lambda: torch.nn.Identity())[1]["row"])
+
+
+def _role(regime: Regime, case: str | None) -> dict:
+    """One transfer role for a pool worker: the source model (``case`` None) or ``case``'s
+    student; returns its info (the module stays in the cache)."""
+    return (source(regime) if case is None else student(regime, case))[1]
+
+
+def roles(regime: Regime, cases: Sequence[str] = tuple(CASES), jobs: int = 1, progress: bool = True) -> dict:
+    """Train (or load) the source model, then the students of ``cases`` side by side in ``jobs``
+    one-thread processes (each needs only the source model and its pseudo labels). Returns
+    ``{"source": info, case: info, ...}``."""
+    out = {"source": _role(regime, None)}
+    for case in cases:  # pseudo labels and the target exports once, before the processes fork
+        pseudo_dir(regime, case)
+    out.update(zip(cases, run_all(_role, [(regime, c) for c in cases], jobs, "few-shot students", progress)))
+    return out
 
 
 def zero_label_rows(regime: Regime, case: str) -> list[dict]:
