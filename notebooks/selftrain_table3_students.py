@@ -41,7 +41,6 @@ seeds = None    # None: the profile's seeds (smoke [0, 1], cpu/gpu [0, 1, 2, 3])
 jobs = None     # None: processes of one thread each (smoke 1, cpu/gpu 2); does not change results
 
 # %%
-import dataclasses
 import time
 
 from paperlib import claims, reference
@@ -50,56 +49,42 @@ from paperlib.selftrain import analysis
 from paperlib.selftrain import experiments as X
 
 STARTED = time.time()
-selftrain = "selftrain"
+PAPER, TABLE = "selftrain", "table3_students"
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_none, "jobs": positive_or_none}
 params = check_params({k: globals()[k] for k in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
-REGIME, SEEDS, JOBS = X.profile_setup(profile, seeds, jobs)
-SEPARATED, RECIPE = X.table3_students(profile, selftrain)
-ARMS = [a for s in SEPARATED for a in X.table3_arms(REGIME, s)] + \
-       [a for s in RECIPE for a in X.table3_arms(REGIME, s, separate=False)]
-PARAMS = X.student_params(REGIME, SEPARATED + RECIPE)
-params.update(seeds=SEEDS, regime=dataclasses.asdict(REGIME), students={"separated": SEPARATED, "recipe": RECIPE},
-              widths={s: X.STUDENT_WIDTHS.get(s, REGIME.width) for s in SEPARATED + RECIPE})
-print(REGIME.describe())
-print(f"students {SEPARATED + RECIPE} (parameters {PARAMS}); {len(ARMS)} arms x seeds {SEEDS}, {JOBS} process(es)")
 
 # %% [markdown]
 # ## The teacher, its pseudo labels and every student
 
 # %%
-_, T_INFO = X.teacher(REGIME, progress=profile != "smoke")
-QUALITY = X.pseudo_quality(REGIME, ["same"])
-runs = X.student_frame(X.run_students(REGIME, ARMS, SEEDS, jobs=JOBS))
-table = X.table3_frame(runs, REGIME)
-table.insert(1, "params", [PARAMS[s] for s in table["student"]])
-display(QUALITY[["pool", "domain", "frames", "pseudo-label mIoU", "pixel accuracy", "thin mean"]].round(1))
+STUDY = X.table3_study(profile, PAPER, TABLE, seeds, jobs)
+params.update(STUDY.params())
+table = STUDY.table
+display(STUDY.quality[["pool", "domain", "frames", "pseudo-label mIoU", "pixel accuracy", "thin mean"]].round(1))
 table.groupby(["student", "labels", "sampler"], sort=False)["mIoU"].agg(["mean", "sem"]).round(2)
 
 # %% [markdown]
 # ## Gains per student, ours and the paper's
 
 # %%
-REF = reference.load(selftrain, "table3_students_long")
-fig = X.table3_figure(table, REF, f"self-training Table 3 ({profile}, {len(SEEDS)} paired seeds, equal steps)")
-save_figure(fig, selftrain, "table3_students", profile=profile, params=params, seeds=SEEDS, started=STARTED,
+REF = reference.load(PAPER, "table3_students_long")
+fig = X.table3_figure(table, REF, f"self-training Table 3 ({profile}, {len(STUDY.seeds)} paired seeds, equal steps)")
+save_figure(fig, PAPER, TABLE, profile=profile, params=params, seeds=STUDY.seeds, started=STARTED,
             notes="Per student, each arm minus its duplicated-real baseline at equal steps (per-seed dots) beside "
-                  "the paper's self-training gain. " + REGIME.describe())
+                  "the paper's self-training gain. " + STUDY.regime.describe())
 
 # %% [markdown]
 # ## Claims
 # Declared before this run in `paperlib/reference/claims/selftrain.toml` (`table3_students`,
-# redeclared for the calibrated regime); verdicts from `paperlib.claims`, paired by seed; each
-# student's claims are gated on its oracle control. Students this profile does not train are
-# listed and left out (not verdicts).
+# redeclared for the calibrated regime); verdicts from
+# `paperlib.claims`, paired by seed; each student's claims are gated on its oracle control.
+# Students this profile does not train are listed and left out (not verdicts).
 
 # %%
-CLAIMS = claims.evaluate(analysis.runnable(claims.declared(selftrain, "table3_students"), table), table, value="mIoU")
+CLAIMS = claims.evaluate(analysis.runnable(claims.declared(PAPER, TABLE), table), table, value="mIoU")
 claims.show(CLAIMS)
-write_table(table, selftrain, "table3_students", profile=profile, params=params, seeds=SEEDS, started=STARTED,
-            reference=REF, claims=CLAIMS, by=["student", "params", "labels", "sampler", "arm"],
-            value_cols=["mIoU", "thin mean"], floatfmt=".2f",
-            notes=X.students_note(REGIME, T_INFO, QUALITY) + " Students: " + ", ".join(
-                f"{s} (width {X.STUDENT_WIDTHS.get(s, REGIME.width)})" for s in SEPARATED + RECIPE)
-                  + "; pseudo labels and sampler separated for " + ", ".join(SEPARATED) + ".")
+write_table(table, PAPER, TABLE, profile=profile, params=params, seeds=STUDY.seeds, started=STARTED, reference=REF,
+            claims=CLAIMS, by=["student", "params", "labels", "sampler", "arm"], value_cols=["mIoU", "thin mean"],
+            floatfmt=".2f", notes=STUDY.notes())
 print(f"done in {time.time() - STARTED:.0f} s")

@@ -802,10 +802,56 @@ def table3_students(profile: str, paper: str, table: str = "table3_students") ->
                          f"{[f'{p}/{t}' for p, ts in TABLE3_TABLES.items() for t in ts]}")
     regime = SMOKE_REGIME if profile == "smoke" else CPU_REGIME
     separated = [regime.model, "fastscnn"]
-    if profile == "smoke":
-        return separated, []
     recipe, heavy = TABLE3_TABLES[paper][table]
+    if profile == "smoke":  # a table of its own students (ICNet) keeps them, so that it has claims to show
+        return separated, [] if table == "table3_students" else list(recipe)
     return separated, list(recipe) + (list(heavy) if profile in ("gpu", "paper") else [])
+
+
+@dataclasses.dataclass
+class Table3Study:
+    """One Table 3 notebook's run (``table3_study``): its regime, seeds, students, the teacher's
+    info, the pseudo labels' quality and the long-form table (``table3_frame`` with each student's
+    parameter count)."""
+    regime: Regime
+    seeds: list
+    separated: list
+    recipe: list
+    teacher_info: dict
+    quality: "pd.DataFrame"
+    table: "pd.DataFrame"
+
+    def params(self) -> dict:
+        """What the notebook's manifest records beside its parameters."""
+        students = self.separated + self.recipe
+        return {"seeds": self.seeds, "regime": dataclasses.asdict(self.regime),
+                "students": {"separated": self.separated, "recipe": self.recipe},
+                "widths": {s: STUDENT_WIDTHS.get(s, self.regime.width) for s in students}}
+
+    def notes(self) -> str:
+        """The table note: ``students_note`` and the students with their widths."""
+        students = self.separated + self.recipe
+        return (students_note(self.regime, self.teacher_info, self.quality) + " Students: " + ", ".join(
+            f"{s} (width {STUDENT_WIDTHS.get(s, self.regime.width)})" for s in students)
+            + "; pseudo labels and sampler separated for " + ", ".join(self.separated) + ".")
+
+
+def table3_study(profile: str, paper: str, table: str = "table3_students", seeds=None, jobs=None) -> Table3Study:
+    """Run (or load) every student of ``paper``'s Table 3 table ``table`` (``table3_students``) at
+    ``profile``: the teacher, its pseudo labels on the same-domain pool and each student's arms
+    (``table3_arms``) for every seed, in ``jobs`` one-thread processes (``profile_setup``)."""
+    regime, seeds, jobs = profile_setup(profile, seeds, jobs)
+    separated, recipe = table3_students(profile, paper, table)
+    arms = [a for s in separated for a in table3_arms(regime, s)] + \
+           [a for s in recipe for a in table3_arms(regime, s, separate=False)]
+    sizes = student_params(regime, separated + recipe)
+    print(regime.describe())
+    print(f"students {separated + recipe} (parameters {sizes}); {len(arms)} arms x seeds {seeds}, {jobs} process(es)")
+    _, t_info = teacher(regime, progress=profile != "smoke")
+    quality = pseudo_quality(regime, ["same"])
+    frame = table3_frame(student_frame(run_students(regime, arms, seeds, jobs=jobs)), regime)
+    frame.insert(1, "params", [sizes[s] for s in frame["student"]])
+    return Table3Study(regime, seeds, separated, recipe, t_info, quality, frame)
 
 
 def table3_figure(table: "pd.DataFrame", paper_long: "pd.DataFrame", title: str):
