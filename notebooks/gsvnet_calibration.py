@@ -37,7 +37,7 @@
 # and exact flow in every frame), with no segmentation network in the way
 # (`paperlib.video.calibration`): the **true** label of frame t - d, pooled to the 1/8 grid,
 # warped to frame t by d chained one-step warps of each flow, upsampled and scored against the
-# true label of t. At two frame sizes: the cpu profile's 128x256, and 256x512.
+# true label of t, at the cpu profile's 128x256 frames (256x512: `gsvnet_calibration_2x`).
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -78,11 +78,10 @@ if C.FLOW_RECIPES[flow_recipe]["train_clips"] and profile != "smoke":
 SEEDS = list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3]))
 JOBS = int(jobs or (1 if profile == "smoke" else 2))
 H, W = get_profile(profile).world_image_size
-SIZES = {f"{H}x{W}": (H, W), f"{2 * H}x{2 * W}": (2 * H, 2 * W)}
 KEY_NETS = {"SN": ("SwiftNet-R18", "swiftnet_resnet18"), "BN": ("BiSeNet-R18", "bisenet_resnet18")}
 DISTANCES = (1, 3)
-params.update(settings=S, seeds=SEEDS, sizes=list(SIZES), distances=list(DISTANCES))
-print(f"{profile}: {S}; flow-net seeds {SEEDS}; frame sizes {list(SIZES)}")
+params.update(settings=S, seeds=SEEDS, sizes=[f"{H}x{W}"], distances=list(DISTANCES))
+print(f"{profile}: {S}; flow-net seeds {SEEDS}; frames {H}x{W}")
 
 # %% [markdown]
 # ## The keyframe networks, to a plateau
@@ -121,59 +120,29 @@ save_figure(fig, "gsvnet", "calibration_keyframes", profile=profile, params=para
 
 # %% [markdown]
 # ## The flow net O, pre-trained on the world's exact flow
-# One flow net per seed and frame size, pre-trained on consecutive pairs of the training clips
-# (end-point error on the 1/8 grid; cached `flownet` roles), then measured on held-out clips. The
-# pre-training recipe is the parameter `flow_recipe` (`C.FLOW_RECIPES`, each declared before its
-# run): `v1` (48 clips, constant learning rate) failed the flow control; `v2` doubles the clips,
-# mirrors pairs left-right and decays the learning rate.
+# One flow net per seed, pre-trained on consecutive pairs of the training clips (end-point error on
+# the 1/8 grid; cached `flownet` roles, the ones PF starts from), then measured on held-out clips
+# (`calibration.flow_study`). The pre-training recipe is the parameter `flow_recipe`
+# (`C.FLOW_RECIPES`, each declared before its run): `v1` (48 clips, constant learning rate) failed
+# the flow control; `v2` doubles the clips, mirrors pairs left-right and decays the learning rate.
+# The same study at twice the frame size is `gsvnet_calibration_2x`.
+#
+# Warped-label accuracy: per distance d (1 = one step; 3 = the farthest frame of an l = 4
+# interval) and flow: mIoU, pixel accuracy and accuracy in the 2-px band around the true
+# boundaries; EPE is the one-step end-point error on the 1/8 grid. Exact, DIS and zero do not
+# depend on the seed.
 
 # %%
-TASKS = [(size, seed) for size in SIZES for seed in SEEDS]
-run_all(C.flow_role, [(SIZES[size], S["train_clips"], S["length"], S["flow_steps"], seed, "city_a", RECIPE)
-                     for size, seed in TASKS], JOBS, "flow nets", True)  # trains the cached roles; loaded below
-CLIPS, GSVS, EPE_CURVES = {}, {}, {}
-for size, hw in SIZES.items():
-    world, train_idx, train_clips, val_clips = C.flow_clips(hw, S["train_clips"], S["val_clips"], S["length"])
-    CLIPS[size] = val_clips
-    for seed in SEEDS:
-        GSVS[size, seed], EPE_CURVES[size, seed] = C.pretrained_flow_gsv(world, train_idx, train_clips, S["length"],
-                                                                           S["flow_steps"], seed, RECIPE)
-    del train_clips
-    last = [float(np.mean(EPE_CURVES[size, s][-max(len(EPE_CURVES[size, s]) // 10, 1):])) for s in SEEDS]
-    print(f"{size}: training EPE over the last tenth, per seed: {np.round(last, 3).tolist()}")
-
-# %% [markdown]
-# ## Warped-label accuracy: exact flow, DIS, O and copying
-# Per frame size, distance d (1 = one step; 3 = the farthest frame of an l = 4 interval) and
-# flow: mIoU, pixel accuracy and accuracy in the 2-px band around the true boundaries; EPE is the
-# one-step end-point error on the 1/8 grid. Exact, DIS and zero do not depend on the seed.
-
-# %%
-table = pd.concat([C.flow_table({s: GSVS[size, s] for s in SEEDS}, CLIPS[size], size, DISTANCES)
-                   for size in SIZES], ignore_index=True)
+table, EPE = C.flow_study((H, W), S["train_clips"], S["val_clips"], S["length"], S["flow_steps"], SEEDS, RECIPE, JOBS,
+                          DISTANCES)
+SIZE = f"{H}x{W}"
+last = [float(np.mean(EPE[s][-max(len(EPE[s]) // 10, 1):])) for s in SEEDS]
+print(f"{SIZE}: training EPE over the last tenth, per seed: {np.round(last, 3).tolist()}")
 VALUES = ["mIoU", "pixel acc", "boundary acc", "EPE"]
 table.groupby(["size", "distance", "flow"], sort=False)[VALUES].agg(["mean", "sem"]).round(2)
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.4))
-for size, g in table.groupby("size", sort=False):
-    for s, (_, e) in zip(SEEDS, [(s, EPE_CURVES[size, s]) for s in SEEDS]):
-        k = max(len(e) // 50, 1)
-        smooth = np.convolve(e, np.ones(k) / k, mode="valid")
-        axes[0].plot(np.arange(len(smooth)) + k, smooth, lw=0.8, label=f"{size}, seed {s}")
-axes[0].set_xlabel("pre-training step")
-axes[0].set_ylabel("training EPE (1/8-grid px)")
-axes[0].legend(fontsize=6)
-for ax, size in zip(axes[1:], SIZES):
-    g = table[table["size"] == size].groupby(["flow", "distance"], sort=False)["mIoU"].agg(["mean", "sem"]).reset_index()
-    for flow, gf in g.groupby("flow", sort=False):
-        ax.errorbar(gf["distance"], gf["mean"], yerr=gf["sem"], marker="o", capsize=3, label=flow)
-    ax.set_xticks(DISTANCES)
-    ax.set_xlabel("distance d (frames warped)")
-    ax.set_ylabel("warped-label mIoU (%)")
-    ax.set_title(size, fontsize=9)
-    ax.legend(fontsize=8)
-plt.tight_layout()
+fig = C.flow_figure(table, {SIZE: EPE}, DISTANCES)
 save_figure(fig, "gsvnet", "calibration_flow", profile=profile, params=params, seeds=SEEDS, started=STARTED,
             notes="Flow-net pre-training (EPE) and the true labels of t - d warped to t on the 1/8 grid by "
                   "each flow, against the true labels of t.")
@@ -181,21 +150,15 @@ save_figure(fig, "gsvnet", "calibration_flow", profile=profile, params=params, s
 # %% [markdown]
 # ## Controls
 # Verdicts from `paperlib.claims`, paired by flow-net seed. The O controls depend on the check
-# that the exact flow beats copying at that frame size; the keyframe plateau is a check (gain over
-# the last sixth of training < 1 point).
+# that the exact flow beats copying; the keyframe plateau is a check (gain over the last sixth of
+# training < 1 point).
 
 # %%
-def exact_beats_copy(size):
-    g = table[(table["size"] == size) & (table["distance"] == 3)].groupby("flow")["mIoU"].mean()
-    return bool(g["exact"] > g["zero"]), f"exact {g['exact']:.2f} vs copy {g['zero']:.2f} mIoU at d = 3"
-
-
-CHECKS = {f"calib_exact_beats_copy_{size}": exact_beats_copy(size) for size in SIZES}
+CHECKS = {f"calib_exact_beats_copy_{SIZE}": C.exact_beats_copy(table, SIZE)}
 CHECKS.update({f"calib_keyframe_plateau_{tag}": (bool(PLATEAU[tag] < 1.0), f"last-interval gain {PLATEAU[tag]:+.2f}")
                for tag in KEY_NETS})
-DECLARED = [c for c in claims.declared("gsvnet", "calibration") if not any(x in c.id for x in ("128x256", "256x512"))
-            or any(size in c.id for size in SIZES)]
-CLAIMS = claims.evaluate(DECLARED, table, arm="flow", value="mIoU", unit="seed", checks=CHECKS)
+CLAIMS = claims.evaluate(C.declared_at("gsvnet", "calibration", SIZE), table, arm="flow", value="mIoU", unit="seed",
+                         checks=CHECKS)
 claims.show(CLAIMS)
 
 # %%

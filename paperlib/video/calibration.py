@@ -31,7 +31,7 @@ measured; PF chains up to ``l - 1`` of them.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -203,3 +203,64 @@ def flow_role(size: tuple[int, int], train: int, length: int, steps: int, seed: 
     clips (they would be pickled back)."""
     world, train_idx, clips, _ = flow_clips(size, train, 0, length, domain)
     return pretrained_flow_gsv(world, train_idx, clips, length, steps, seed, recipe)[1]
+
+
+# --- the flow study (gsvnet_calibration at the profile's frames, gsvnet_calibration_2x at twice them) --
+def flow_study(hw: tuple[int, int], train_clips: int, val_clips: int, length: int, steps: int, seeds: Sequence[int],
+               recipe: dict | None, jobs: int = 1, distances: Sequence[int] = (1, 3), domain: str = "city_a"):
+    """O pre-trained on the exact flow of ``train_clips`` world clips at frame size ``hw`` (one
+    cached role per seed, ``jobs`` one-thread processes; ``flow_role``), then ``flow_table`` on
+    ``val_clips`` held-out clips against exact flow, DIS and copying. Returns ``(table, epe)``:
+    ``epe[seed]`` the training EPE per pre-training step."""
+    from ..pool import run_all
+    size = f"{hw[0]}x{hw[1]}"
+    run_all(flow_role, [(hw, train_clips, length, steps, s, domain, recipe) for s in seeds], jobs,
+            f"flow nets {size}", True)  # trains the cached roles; loaded below
+    world, train_idx, train, val = flow_clips(hw, train_clips, val_clips, length, domain)
+    gsvs, epe = {}, {}
+    for s in seeds:
+        gsvs[s], epe[s] = pretrained_flow_gsv(world, train_idx, train, length, steps, s, recipe)
+    return flow_table(gsvs, val, size, distances), epe
+
+
+def flow_figure(table: pd.DataFrame, epe: Mapping[str, Mapping[int, Sequence[float]]], distances: Sequence[int]):
+    """The flow study's figure: training EPE per size and seed (smoothed), and per size the
+    warped-label mIoU against the distance for every flow (mean +- SE over seeds)."""
+    import matplotlib.pyplot as plt
+    sizes = list(epe)
+    fig, axes = plt.subplots(1, 1 + len(sizes), figsize=(5 + 4.5 * len(sizes), 3.4))
+    for size in sizes:
+        for s, e in epe[size].items():
+            k = max(len(e) // 50, 1)
+            smooth = np.convolve(e, np.ones(k) / k, mode="valid")
+            axes[0].plot(np.arange(len(smooth)) + k, smooth, lw=0.8, label=f"{size}, seed {s}")
+    axes[0].set_xlabel("pre-training step")
+    axes[0].set_ylabel("training EPE (1/8-grid px)")
+    axes[0].legend(fontsize=6)
+    for ax, size in zip(axes[1:], sizes):
+        g = table[table["size"] == size].groupby(["flow", "distance"], sort=False)["mIoU"].agg(["mean", "sem"])
+        for flow, gf in g.reset_index().groupby("flow", sort=False):
+            ax.errorbar(gf["distance"], gf["mean"], yerr=gf["sem"], marker="o", capsize=3, label=flow)
+        ax.set_xticks(list(distances))
+        ax.set_xlabel("distance d (frames warped)")
+        ax.set_ylabel("warped-label mIoU (%)")
+        ax.set_title(size, fontsize=9)
+        ax.legend(fontsize=8)
+    plt.tight_layout()
+    return fig
+
+
+def exact_beats_copy(table: pd.DataFrame, size: str, distance: int = 3) -> tuple[bool, str]:
+    """The check ``calib_exact_beats_copy_<size>``: the exact flow warps labels better than copying."""
+    g = table[(table["size"] == size) & (table["distance"] == distance)].groupby("flow")["mIoU"].mean()
+    return bool(g["exact"] > g["zero"]), f"exact {g['exact']:.2f} vs copy {g['zero']:.2f} mIoU at d = {distance}"
+
+
+def declared_at(paper: str, item: str, size: str) -> list:
+    """The declared claims of ``item`` that apply at frame size ``size``: those named for another
+    size (``..._<H>x<W>``, e.g. the cpu controls at a smoke run) are left out."""
+    import re
+
+    from .. import claims
+    return [c for c in claims.declared(paper, item)
+            if not re.search(r"_\d+x\d+$", c.id) or c.id.endswith(f"_{size}")]
