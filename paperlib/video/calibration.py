@@ -169,6 +169,8 @@ def keyframe_curve(cfg) -> dict:
 #:   the flow control at both frame sizes (-4.1 and -8.0 mIoU against DIS at d = 3).
 #: - ``v2``: against that generalisation gap, twice the clips (96), every batch mirrored with
 #:   probability 1/2 (``train.mirror_pair``) and the learning rate decayed to 0 (poly 0.9).
+#:   At 128x256 (2026-12-07, commit db76f9e): held-out EPE 0.18 (DIS 0.11); O now beats copying
+#:   (+1.28 mIoU at d = 3) but is 2.78 below DIS: the flow control still fails.
 FLOW_RECIPES = {"v1": {"train_clips": 48, "recipe": None},
                 "v2": {"train_clips": 96, "recipe": {"poly": True, "flip": True}}}
 
