@@ -59,7 +59,6 @@ from paperlib.pool import run_all
 from paperlib.profiles import get_profile
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 from paperlib.video import calibration as C
-from paperlib.video import experiments as X
 
 STARTED = time.time()
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_none, "flow_steps": positive_or_none,
@@ -68,13 +67,8 @@ params = check_params({name: globals()[name] for name in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
 claims.declared("gsvnet", "calibration")  # fail fast: the controls must be declared before the run
 # The regime's sizes (one definition: paperlib.video.experiments.REGIMES); the recipe names its clips.
-R = X.regime("smoke" if profile == "smoke" else "cpu", flow_steps=flow_steps, key_steps=key_steps)
-flow_recipe = flow_recipe or R["flow_recipe"]
+S, flow_recipe, RECIPE = C.flow_settings(profile, flow_recipe, flow_steps=flow_steps, key_steps=key_steps)
 params["flow_recipe"] = flow_recipe
-S = {k: R[k] for k in ("flow_steps", "key_steps", "train_clips", "val_clips", "length", "key_width")}
-RECIPE = C.FLOW_RECIPES[flow_recipe]["recipe"]
-if C.FLOW_RECIPES[flow_recipe]["train_clips"] and profile != "smoke":
-    S["train_clips"] = C.FLOW_RECIPES[flow_recipe]["train_clips"]
 SEEDS = list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3]))
 JOBS = int(jobs or (1 if profile == "smoke" else 2))
 H, W = get_profile(profile).world_image_size

@@ -40,7 +40,6 @@ from paperlib import claims
 from paperlib.profiles import get_profile
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 from paperlib.video import calibration as C
-from paperlib.video import experiments as X
 
 STARTED = time.time()
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_none, "flow_steps": positive_or_none,
@@ -48,13 +47,9 @@ ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_non
 params = check_params({name: globals()[name] for name in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
 claims.declared("gsvnet", "calibration_2x")  # fail fast: the controls must be declared before the run
-R = X.regime("smoke" if profile == "smoke" else "cpu", flow_steps=flow_steps)
-flow_recipe = flow_recipe or R["flow_recipe"]
+S, flow_recipe, RECIPE = C.flow_settings(profile, flow_recipe, flow_steps=flow_steps)
+S = {k: S[k] for k in ("flow_steps", "train_clips", "val_clips", "length")}
 params["flow_recipe"] = flow_recipe
-S = {k: R[k] for k in ("flow_steps", "train_clips", "val_clips", "length")}
-RECIPE = C.FLOW_RECIPES[flow_recipe]["recipe"]
-if C.FLOW_RECIPES[flow_recipe]["train_clips"] and profile != "smoke":
-    S["train_clips"] = C.FLOW_RECIPES[flow_recipe]["train_clips"]
 SEEDS = list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3]))
 JOBS = int(jobs or (1 if profile == "smoke" else 2))
 H, W = (2 * x for x in get_profile(profile).world_image_size)
