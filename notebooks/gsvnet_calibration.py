@@ -59,6 +59,7 @@ from paperlib.pool import run_all
 from paperlib.profiles import get_profile
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 from paperlib.video import calibration as C
+from paperlib.video import experiments as X
 
 STARTED = time.time()
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_none, "flow_steps": positive_or_none,
@@ -67,7 +68,7 @@ params = check_params({name: globals()[name] for name in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
 claims.declared("gsvnet", "calibration")  # fail fast: the controls must be declared before the run
 # The regime's sizes (one definition: paperlib.video.experiments.REGIMES); the recipe names its clips.
-S, flow_recipe, RECIPE = C.flow_settings(profile, flow_recipe, flow_steps=flow_steps, key_steps=key_steps)
+S, flow_recipe, RECIPE = X.flow_settings(profile, flow_recipe, flow_steps=flow_steps, key_steps=key_steps)
 params["flow_recipe"] = flow_recipe
 SEEDS = list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3]))
 JOBS = int(jobs or (1 if profile == "smoke" else 2))

@@ -40,6 +40,7 @@ from paperlib import claims
 from paperlib.profiles import get_profile
 from paperlib.repro import check_params, int_list_or_none, positive_or_none, save_figure, write_table
 from paperlib.video import calibration as C
+from paperlib.video import experiments as X
 
 STARTED = time.time()
 ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_none, "flow_steps": positive_or_none,
@@ -47,7 +48,7 @@ ALLOWED = {"profile": ("smoke", "cpu", "gpu", "paper"), "seeds": int_list_or_non
 params = check_params({name: globals()[name] for name in ALLOWED}, ALLOWED)
 params.pop("jobs")  # how many processes ran it is not part of the result
 claims.declared("gsvnet", "calibration_2x")  # fail fast: the controls must be declared before the run
-S, flow_recipe, RECIPE = C.flow_settings(profile, flow_recipe, flow_steps=flow_steps)
+S, flow_recipe, RECIPE = X.flow_settings(profile, flow_recipe, flow_steps=flow_steps)
 S = {k: S[k] for k in ("flow_steps", "train_clips", "val_clips", "length")}
 params["flow_recipe"] = flow_recipe
 SEEDS = list(seeds or ([0, 1] if profile == "smoke" else [0, 1, 2, 3]))

@@ -175,20 +175,6 @@ FLOW_RECIPES = {"v1": {"train_clips": 48, "recipe": None},
                 "v2": {"train_clips": 96, "recipe": {"poly": True, "flip": True}}}
 
 
-def flow_settings(profile: str, flow_recipe: str | None = None, **overrides) -> tuple[dict, str, dict | None]:
-    """The flow calibration's sizes: ``(settings, recipe name, recipe options)`` from the regime
-    (``experiments.regime``; smoke or cpu, ``overrides`` applied), its recipe unless
-    ``flow_recipe`` names one of ``FLOW_RECIPES``, whose own number of training clips wins
-    outside smoke."""
-    from .experiments import regime
-    R = regime("smoke" if profile == "smoke" else "cpu", **overrides)
-    name = flow_recipe or R["flow_recipe"]
-    S = {k: R[k] for k in ("flow_steps", "key_steps", "train_clips", "val_clips", "length", "key_width")}
-    if FLOW_RECIPES[name]["train_clips"] and profile != "smoke":
-        S["train_clips"] = FLOW_RECIPES[name]["train_clips"]
-    return S, name, FLOW_RECIPES[name]["recipe"]
-
-
 def flow_clips(size: tuple[int, int], train: int, val: int, length: int, domain: str = "city_a"):
     """``(world, train_idx, train clips, val clips)``: world clips ``0..train-1`` (training, as in
     ``train.video_setup``) and ``1000..1000+val-1`` (held out) of ``length`` frames at ``size``."""

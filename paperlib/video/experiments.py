@@ -277,6 +277,20 @@ def regime(profile: str, **overrides) -> dict:
     return R
 
 
+def flow_settings(profile: str, flow_recipe: str | None = None, **overrides) -> tuple[dict, str, dict | None]:
+    """The flow calibration's sizes: ``(settings, recipe name, recipe options)`` from the regime
+    (``regime``; smoke or cpu, ``overrides`` applied), its recipe unless
+    ``flow_recipe`` names one of ``calibration.FLOW_RECIPES``, whose own number of training clips wins
+    outside smoke."""
+    from .calibration import FLOW_RECIPES
+    R = regime("smoke" if profile == "smoke" else "cpu", **overrides)
+    name = flow_recipe or R["flow_recipe"]
+    S = {k: R[k] for k in ("flow_steps", "key_steps", "train_clips", "val_clips", "length", "key_width")}
+    if FLOW_RECIPES[name]["train_clips"] and profile != "smoke":
+        S["train_clips"] = FLOW_RECIPES[name]["train_clips"]
+    return S, name, FLOW_RECIPES[name]["recipe"]
+
+
 def regime_setup(profile: str, R: dict, key_nets: Mapping[str, tuple] = KEY_NETS, domain: str = "city_a",
                  size: tuple | None = None, progress: bool = False):
     """``train.video_setup`` with the regime's keyframe nets and clips (``size``: the frames,
