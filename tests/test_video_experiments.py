@@ -54,3 +54,12 @@ def test_table3_multiply_adds_scale_with_the_input_and_the_interval():
     nonkey = 2 * l2 - image                          # (key + nonkey) / 2 = l2
     assert 0 < nonkey < 0.1 * image and l3 == pytest.approx((image + 2 * nonkey) / 3)
     assert l3 < g["BiSeNet-R18", 0.5] < l2 < image   # the checks of Table 3 hold by construction of the networks
+
+
+def test_variant_study_names_only_known_variants_and_the_baseline_is_the_regime_pf():
+    assert X.VARIANTS[X.BASELINE] == {}     # the baseline is the regime's PF itself (shared cached role)
+    assert {"no intra", "3x3 learned", "5x5 learned"} <= set(X.VARIANTS)
+    with pytest.raises(ValueError, match="7x7"):
+        X.variant_study(None, X.regime("smoke"), ["7x7 learned"])   # refused before any training
+    R = X.regime("smoke")
+    assert X.REGIMES["cpu"]["pf_lr"] == 0.002 and R["pf_lr"] > 0    # the paper's rate (0.01 collapsed seed 1)

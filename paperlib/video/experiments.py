@@ -419,6 +419,69 @@ class HoldKeyframe(torch.nn.Module):
         return {"out": state}
 
 
+# --- ablations (Table 4, Tables A5 / A6): PF variants trained like the regime's PF ----------------
+#: name -> ``GSVNet`` options of the ablated PF variants; ``"3x3 IDK"`` is the regime's PF itself
+#: (the same cached role as the calibration's and Table 1's PF-SN).
+VARIANTS = {
+    "no intra": {"use_intra": False},                              # Table 4
+    "3x3 learned": {"learned_kernels": True},                      # Table A5
+    "5x5 learned": {"kernel_size": 5, "learned_kernels": True},    # Table A6 (learned, as the paper)
+    "3x3 IDK": {},
+}
+BASELINE = "3x3 IDK"
+
+
+def variant_study(setup, R: dict, names: Sequence[str], tag: str = "SN", jobs: int = 1,
+                  progress: bool = True) -> dict:
+    """PF variants ``names`` (of ``VARIANTS``; the baseline is always included) with keyframe net
+    ``tag``, every regime seed, trained like ``regime_pf`` (same flow-net pre-training, recipe,
+    steps, seed and data order; cached; ``jobs`` processes), each with its held-out curve; then
+    evaluated at l = 1..``MAX_L`` on the regime's evaluation clips, and the "hold the keyframe"
+    control at ``MAX_L``. A run more than ``COLLAPSE_MARGIN`` below its sibling seeds is failed:
+    flagged in ``res`` (column ``failed``), never to be averaged.
+
+    Returns ``{"pfs": {(name, seed): pf}, "curves", "failed": {name: {seeds}}, "res": one row per
+    variant, seed and interval (avg / min mIoU %), "held": interval_metrics of holding at MAX_L}``."""
+    names = list(dict.fromkeys([*names, BASELINE]))
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown PF variant(s) {unknown}; expected some of {list(VARIANTS)}")
+    seeds = list(range(R["seeds"]))
+    train_roles(setup, R, [("pf", tag, s, VARIANTS[n]) for n in names for s in seeds], jobs, progress)
+    pfs, infos = {}, {}
+    for n in names:
+        for s in seeds:
+            pfs[n, s], infos[n, s] = regime_pf(setup, R, tag, s, VARIANTS[n])
+    curves = role_curves(infos)
+    final = curves.sort_values("step").groupby(["role", "seed"]).last()["avg_miou"]
+    failed = {n: set(collapsed(final[n])[lambda b: b].index) for n in names}
+    label = R["length"] - 1
+    key = KeyframeSegmenter(setup.keys[tag], 0.75)
+    rows = []
+    for (n, s), pf in tqdm(pfs.items(), desc="evaluate variants", disable=not progress):
+        cms = evaluate_intervals(setup.val_clips, key, pf, MAX_L, label_index=label, progress=False)["confusions"]
+        for l in range(1, MAX_L + 1):
+            m = interval_metrics(cms, l)
+            rows.append({"variant": n, "seed": s, "interval": l, "avg_miou": 100 * m["avg_miou"],
+                         "min_miou": 100 * m["min_miou"], "failed": s in failed[n]})
+    held = interval_metrics(evaluate_intervals(setup.val_clips, key, HoldKeyframe(), MAX_L, label_index=label,
+                                               progress=False)["confusions"], MAX_L)
+    return {"pfs": pfs, "curves": curves, "failed": failed, "res": pd.DataFrame(rows), "held": held, "key": key}
+
+
+def variant_step_times(study: dict, clip, repeats: int) -> tuple[dict, float]:
+    """Best seconds of one non-key step per variant of ``study`` (seed 0's PF, one thread, the
+    frame size of ``clip``; interleaved, ``profiling.interleaved_best``) and of the keyframe net."""
+    from ..profiling import interleaved_best
+    f0, f1 = frame_tensor(clip.frames[0]), frame_tensor(clip.frames[1])
+    names = list(dict.fromkeys(n for n, _ in study["pfs"]))
+    seg8 = torch.zeros(1, 19, *study["pfs"][names[0], 0].grid_size(f0))
+    with torch.no_grad():
+        T = interleaved_best({n: (lambda pf=study["pfs"][n, 0]: pf(seg8, f0, f1)) for n in names}, repeats)
+        t_key = interleaved_best({"key": lambda: study["key"].eval()(f0)}, repeats)["key"]
+    return T, t_key
+
+
 # --- Table 3 (CamVid) ------------------------------------------------------------------------------
 #: GSVNet Table 3 (CamVid test): BiSeNet-R18 at input 0.75 and 0.5 against Ours-BN-R18 at l = 2, 3
 #: with keyframes at 0.75. The shared CamVid copy has no video, so the video rows run on the world
