@@ -183,26 +183,28 @@ def alite_complexity(model: ALite, frame_size: tuple[int, int] = (1024, 2048)) -
 def trained_alite(key: nn.Module, clips: Sequence, cache_params: dict, *, steps: int = 200, flow_steps: int = 300,
                   batch_size: int = 4, lr: float = 0.01, interval: int = 5, seed: int = 0, distill_weight: float = 10.0,
                   key_scale: float = 0.75, flow_width: int = 32, update_width: int = 32,
-                  flow_recipe: Optional[dict] = None, curve=None, progress: bool = True) -> tuple[ALite, dict]:
+                  flow_recipe: Optional[dict] = None, curve=None, train_flow: bool = True,
+                  progress: bool = True) -> tuple[ALite, dict]:
     """A-Lite trained like PF (``train.trained_pf``), cached by ``cache_params`` (identifying ``key``
     and ``clips``) plus every argument: (1) its flow net starts from the same cached pre-training
     on exact flow as PF's (``train.pretrained_flownet``, shared cache); (2) ``train_nonkey``
     end-to-end (flow net, update branch, fusion; keyframe net frozen) for ``steps`` with CE +
-    ``distill_weight`` x KL (``nonkey_loss``); ``flow_recipe`` and ``curve`` as in ``trained_pf``.
+    ``distill_weight`` x KL (``nonkey_loss``); ``flow_recipe``, ``curve`` and ``train_flow`` as in
+    ``trained_pf``.
     Returns ``(A-Lite in eval mode, info)``."""
     from .train import cached_module, flow_recipe_key, nonkey_training, pretrained_flownet
 
     params = {**cache_params, "alite": {"flow_width": flow_width, "update_width": update_width}, "steps": steps,
               "flow_steps": flow_steps, "batch_size": batch_size, "lr": lr, "interval": interval, "seed": seed,
               "distill_weight": distill_weight, "key_scale": key_scale, **flow_recipe_key(flow_recipe),
-              **({"curve": curve.key()} if curve else {})}
+              **({"curve": curve.key()} if curve else {}), **({} if train_flow else {"train_flow": False})}
 
     def make(net: ALite) -> dict:
         epe = pretrained_flownet(net.flownet, clips, cache_params, flow_steps, seed=seed, stride=net.stride,
                                  flow_width=flow_width, progress=progress, recipe=flow_recipe)
         return nonkey_training(net, key, clips, epe, steps=steps, batch_size=batch_size, lr=lr, interval=interval,
                                seed=seed, distill_weight=distill_weight, key_scale=key_scale, curve=curve,
-                               progress=progress)
+                               train_flow=train_flow, progress=progress)
 
     torch.manual_seed(seed)
     net = ALite(key, key_scale=key_scale, flow_width=flow_width, update_width=update_width)

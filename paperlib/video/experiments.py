@@ -248,13 +248,14 @@ def table1_frame(acc: pd.DataFrame, names: Mapping[str, tuple], fps_col: str, ke
 #: 27.0 27.1 27.2 -- no collapse, flat from 1250 steps).
 REGIMES = {
     "smoke": dict(key_width=8, key_steps=10, key_points=2, train_clips=2, val_clips=2, length=6, flow_steps=3,
-                  flow_recipe="v1", pf_steps=4, pf_lr=0.002, curve_every=2, batch=2, seeds=2, repeats=1, video_len=6),
+                  flow_recipe="v1", pf_steps=4, pf_lr=0.002, pf_train_flow=True, curve_every=2, batch=2, seeds=2,
+                  repeats=1, video_len=6),
     "cpu": dict(key_width=16, key_steps=3000, key_points=6, train_clips=96, val_clips=16, length=12, flow_steps=3000,
-                flow_recipe="v2", pf_steps=1500, pf_lr=0.002, curve_every=250, batch=4, seeds=4, repeats=5,
-                video_len=30),
+                flow_recipe="v2", pf_steps=1500, pf_lr=0.002, pf_train_flow=True, curve_every=250, batch=4, seeds=4,
+                repeats=5, video_len=30),
     "gpu": dict(key_width=None, key_steps=4000, key_points=None, train_clips=128, val_clips=64, length=20,
-                flow_steps=2000, flow_recipe="v1", pf_steps=3000, pf_lr=0.002, curve_every=500, batch=8, seeds=4,
-                repeats=10, video_len=60),
+                flow_steps=2000, flow_recipe="v1", pf_steps=3000, pf_lr=0.002, pf_train_flow=True, curve_every=500,
+                batch=8, seeds=4, repeats=10, video_len=60),
 }
 REGIMES["paper"] = REGIMES["gpu"]
 
@@ -328,7 +329,8 @@ def regime_pf(setup, R: dict, tag: str, seed: int, pf_options: Mapping | None = 
     opts = dict(pf_options or {})
     return trained_pf(setup.keys[tag], setup.train_clips, setup.cache[tag], pf_options=opts,
                       steps=R["pf_steps"], flow_steps=R["flow_steps"], batch_size=R["batch"], seed=seed,
-                      lr=R["pf_lr"], flow_recipe=_recipe(R), curve=regime_curve(setup, R, opts.get("num_classes", 19)),
+                      lr=R["pf_lr"], train_flow=R["pf_train_flow"], flow_recipe=_recipe(R),
+                      curve=regime_curve(setup, R, opts.get("num_classes", 19)),
                       progress=False)
 
 
@@ -337,7 +339,8 @@ def regime_alite(setup, R: dict, seed: int, tag: str = "SN"):
     from .alite import trained_alite
     return trained_alite(setup.keys[tag], setup.train_clips, setup.cache[tag], steps=R["pf_steps"],
                          flow_steps=R["flow_steps"], batch_size=R["batch"], seed=seed, lr=R["pf_lr"],
-                         flow_recipe=_recipe(R), curve=regime_curve(setup, R), progress=False)
+                         train_flow=R["pf_train_flow"], flow_recipe=_recipe(R), curve=regime_curve(setup, R),
+                         progress=False)
 
 
 def _call(fn, args: tuple):

@@ -282,7 +282,7 @@ class Curve:
 def trained_pf(key: nn.Module, clips: Sequence, cache_params: dict, *, pf_options: Optional[dict] = None,
                steps: int = 200, flow_steps: int = 300, batch_size: int = 4, lr: float = 0.01, interval: int = 5,
                seed: int = 0, distill_weight: float = 10.0, key_scale: float = 0.75, flow_recipe: Optional[dict] = None,
-               curve: Optional[Curve] = None, progress: bool = True) -> tuple[GSVNet, dict]:
+               curve: Optional[Curve] = None, train_flow: bool = True, progress: bool = True) -> tuple[GSVNet, dict]:
     """PF (``GSVNet(**pf_options)``) trained in two stages, cached by ``cache_params`` (which must
     identify ``key`` and ``clips``, e.g. the keyframe cache file and the clip indices) plus every
     argument here: (1) ``pretrain_flownet`` on the clips' exact flow for ``flow_steps``; (2)
@@ -291,18 +291,20 @@ def trained_pf(key: nn.Module, clips: Sequence, cache_params: dict, *, pf_option
     net on the labelled frame (the authors' code). ``flow_recipe``: ``pretrain_flownet``'s options
     (``pretrained_flownet``; the calibration's ``FLOW_RECIPES``). ``curve``: record a held-out
     ``Curve`` during (2) into ``info`` (a curve-recording run is its own role; same weights).
+    ``train_flow=False``: the flow net keeps its pre-training in (2) (the paper fine-tunes it).
     Returns ``(pf in eval mode, info)``."""
     opts = dict(pf_options or {})
     params = {**cache_params, "pf": opts, "steps": steps, "flow_steps": flow_steps, "batch_size": batch_size,
               "lr": lr, "interval": interval, "seed": seed, "distill_weight": distill_weight, "key_scale": key_scale,
-              **flow_recipe_key(flow_recipe), **({"curve": curve.key()} if curve else {})}
+              **flow_recipe_key(flow_recipe), **({"curve": curve.key()} if curve else {}),
+              **({} if train_flow else {"train_flow": False})}
 
     def make(pf: GSVNet) -> dict:
         epe = pretrained_flownet(pf.flownet, clips, cache_params, flow_steps, seed=seed, stride=opts.get("stride", 8),
                                  flow_width=opts.get("flow_width", 32), progress=progress, recipe=flow_recipe)
         return nonkey_training(pf, key, clips, epe, steps=steps, batch_size=batch_size, lr=lr, interval=interval,
                                seed=seed, distill_weight=distill_weight, key_scale=key_scale, curve=curve,
-                               progress=progress)
+                               train_flow=train_flow, progress=progress)
 
     torch.manual_seed(seed)
     pf, info = cached_module("pf", params, GSVNet(**opts), make)
@@ -311,7 +313,7 @@ def trained_pf(key: nn.Module, clips: Sequence, cache_params: dict, *, pf_option
 
 def nonkey_training(net: nn.Module, key: nn.Module, clips: Sequence, flow_epe: Sequence[float], *, steps: int,
                     batch_size: int, lr: float, interval: int, seed: int, distill_weight: float, key_scale: float,
-                    curve: Optional[Curve] = None, progress: bool = True) -> dict:
+                    curve: Optional[Curve] = None, train_flow: bool = True, progress: bool = True) -> dict:
     """Stage (2) of ``trained_pf`` / ``alite.trained_alite``: ``train_nonkey`` on
     ``sample_sequences(clips)``, recording ``curve`` if given. Returns the role's info: the flow
     net's last pre-training EPE (``flow_epe``: its EPE per step), the first and last losses, and
@@ -320,7 +322,8 @@ def nonkey_training(net: nn.Module, key: nn.Module, clips: Sequence, flow_epe: S
 
     on_step, recorded = curve.recorder(key, net, key_scale) if curve else (None, {})
     losses = train_nonkey(net, key, sample_sequences(clips, interval, batch_size, seed=seed), steps, lr=lr,
-                          distill_weight=distill_weight, key_scale=key_scale, on_step=on_step, progress=progress)
+                          distill_weight=distill_weight, key_scale=key_scale, train_flow=train_flow, on_step=on_step,
+                          progress=progress)
     return {"flow_epe_last": float(np.mean(flow_epe[-20:])) if flow_epe else None,
             "loss_first": float(np.mean(losses[:10])), "loss_last": float(np.mean(losses[-10:])), **recorded}
 
