@@ -18,9 +18,10 @@
 #
 # `gsvnet_calibration` chose where propagation can act (keyframe nets at a plateau, the flow net O
 # pre-trained on the world's exact flow against the DIS control). This notebook trains the
-# propagation framework PF itself, end-to-end as the paper does (keyframe net frozen, flow net
-# fine-tuned without flow supervision, cross-entropy + 10 x KL to the keyframe net; see
-# `gsvnet_table1_accuracy`), in the regime every GSVNet claim notebook loads
+# propagation framework PF itself, end-to-end as the paper does (keyframe net frozen, cross-entropy
+# + 10 x KL to the keyframe net; see `gsvnet_table1_accuracy`) -- except that at `cpu` the flow
+# net keeps its pre-training (`pf_train_flow`): fine-tuned without flow supervision, as the paper
+# does, it came out as bad as zero flow here (commit 3ab83ac) -- in the regime every GSVNet claim notebook loads
 # (`paperlib.video.experiments.REGIMES`), for each keyframe net and PF seed, and checks three
 # things before any claim uses it:
 #
@@ -31,9 +32,9 @@
 # 2. **propagation beats holding the keyframe**: PF's output on the non-key frames must beat the
 #    keyframe's 1/8 output kept unchanged (`experiments.HoldKeyframe`) -- if warping and correcting
 #    the previous segmentation does not help, no propagation claim can be tested;
-# 3. **the fine-tuned flow net still warps labels as well as DIS**: PF fine-tunes O with no flow
-#    supervision, which can move it either way; the flow control of part 1 is re-measured on each
-#    trained PF's flow net (the true labels warped on the 1/8 grid, `video.calibration.flow_table`).
+# 3. **PF's flow net warps labels as well as DIS**: fine-tuned without flow supervision (the
+#    paper; `pf_train_flow`) it can move either way; the flow control of part 1 is re-measured on
+#    each trained PF's flow net (the true labels warped on the 1/8 grid, `video.calibration.flow_table`).
 #
 # A run more than `experiments.COLLAPSE_MARGIN` points below the median of its sibling seeds is a
 # **failed run**: listed, never averaged (issue #20). The PF roles are cached and shared with the
@@ -173,7 +174,8 @@ claims.show(CLAIMS)
 # %%
 notes = (f"World {H}x{W}; PF per keyframe net (width {R['key_width']}, {R['key_steps']} steps) and seed: O pre-trained "
          f"{R['flow_steps']} steps (recipe {R['flow_recipe']}, {R['train_clips']} clips), then {R['pf_steps']} "
-         f"end-to-end steps (batch {R['batch']}); held-out avg / min mIoU at l = {X.MAX_L} on {R['val_clips']} clips "
+         f"end-to-end steps (batch {R['batch']}, lr {R['pf_lr']}, flow net "
+         f"{'fine-tuned' if R['pf_train_flow'] else 'kept as pre-trained'}); held-out avg / min mIoU at l = {X.MAX_L} on {R['val_clips']} clips "
          f"of {R['length']} frames. hold: the keyframe's 1/8 output kept for every non-key frame. failed: more than "
          f"{X.COLLAPSE_MARGIN} points below the median of the other seeds (never averaged).")
 write_table(curves, "gsvnet", "calibration_pf_curves", profile=profile, by=["role", "step"],

@@ -173,7 +173,8 @@ OK.groupby(["curve", "interval"])[["avg_miou", "min_miou"]].mean().round(1).unst
 
 # %% [markdown]
 # ## The flow control on the trained flow nets
-# PF fine-tunes O end-to-end without flow supervision; the true labels of t - d warped on the 1/8
+# PF's flow net (fine-tuned end-to-end without flow supervision where the regime's `pf_train_flow`
+# says so, else O as pre-trained); the true labels of t - d warped on the 1/8
 # grid by each trained PF's flow net, beside DIS and the exact flow (`calibration.flow_table`).
 
 # %%
