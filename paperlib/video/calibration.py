@@ -25,9 +25,11 @@ accuracy, and the pixel accuracy in the 2-px band around the true boundaries (wh
 shows first, ``alite.boundary_accuracy``). End-point errors (``train.flow_epe``, pixels of the
 1/8 grid) are reported beside them.
 
-Honest limits: the flow net is scored after pre-training only; PF later fine-tunes it without
-flow supervision (``train.trained_pf``), which can move it either way. One step (t - 1 -> t) is
-measured; PF chains up to ``l - 1`` of them.
+Honest limits: the flow net is scored after pre-training only; PF can later fine-tune it without
+flow supervision (``train.trained_pf``, the paper), which can move it either way -- at ``cpu`` it
+moved it to zero flow's EPE (0.28) and below copying, so the cpu regime keeps O as pre-trained
+(``experiments.REGIMES``, ``pf_train_flow``). One step (t - 1 -> t) is measured; PF chains up to
+``l - 1`` of them.
 """
 from __future__ import annotations
 
