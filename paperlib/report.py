@@ -74,9 +74,12 @@ REVIEW_NOTES = {
                "one backbone, so the 4 seeds never vary it: verdicts near p = 0.05 moved when it was "
                "retrained."),
     "gsvnet": ("**Easy / hard.** The modules and the complexity (Table 2) match the official code. "
-               "Hard: the propagation network needs a converged flow net and fusion; at `cpu` it "
-               "trains for a few hundred steps, and speed on one CPU thread is dominated by "
-               "per-call overheads."),
+               "Hard: propagation needs a flow net as good as DIS and room to act. At `cpu` (128x256 "
+               "frames, a 16x32 grid at 1/8) PF beats holding the keyframe by only 0.2 mIoU, the "
+               "pre-trained flow net stays 2.8 points below DIS at warping labels (so Table 1's claims "
+               "are not testable), and fine-tuning it end-to-end as the paper does drove it to zero "
+               "flow's error (the regime keeps it frozen); speed on one CPU thread is dominated by "
+               "per-call overheads, so equal cost is also read in paper-size multiply-adds."),
 }
 
 
